@@ -1,0 +1,145 @@
+"""Index networks: modules mapping a feature ``X`` to its encoder and decoder index maps.
+
+Every index module returns ``(I_enc, I_dec)`` at ``X``'s resolution (0 on an odd last row/column). The
+five learned families follow ``indexnet-spec.md`` exactly (no bias, BN, ReLU6, grouped convs);
+the four columns of a depthwise family are fused into one convolution with the same weights
+count (a grouped 1x1 head keeps them independent). Baselines (``max``, ``hmi``, ``avg``) are
+parameter-free index functions behind the same interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from indexnas import ops
+from indexnas.errors import UserError
+from indexnas.spec import IndexSpec
+
+COLUMNS = ops.RATE * ops.RATE  # one column per position of the 2x2 region
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How one family shapes its convolutions for a C-channel feature (see the spec's table)."""
+
+    in_channels: int
+    out_channels: int  # region logits: Ci * 4
+    hidden: int  # nonlinear width (all columns together)
+    conv_groups: int
+    head_groups: int
+    column_major: bool  # output ordered (column, channel): needs a reorder to (channel, column)
+
+
+def _layout(family: str, channels: int) -> _Layout:
+    c = channels
+    if family == "holistic":  # Conv(C->4) | Conv(C->2C), BN, ReLU6, Conv1x1(2C->4)
+        return _Layout(c, COLUMNS, 2 * c, 1, 1, column_major=False)
+    if family == "m2o":  # 4 columns of Conv(C->C) | Conv(C->2C), BN, ReLU6, Conv1x1(2C->C)
+        return _Layout(c, COLUMNS * c, COLUMNS * 2 * c, 1, COLUMNS, column_major=True)
+    if family == "o2o-unshared":  # the same with groups=C: channel c only sees slice c
+        return _Layout(c, COLUMNS * c, COLUMNS * 2 * c, c, COLUMNS * c, column_major=False)
+    if family in ("o2o-shared", "o2o-modelwise"):  # Conv(1->1) | Conv(1->2), BN, ReLU6, Conv1x1(2->1)
+        return _Layout(1, COLUMNS, COLUMNS * 2, 1, COLUMNS, column_major=False)
+    raise ValueError(f"{family!r} is not a learned IndexNet family")
+
+
+class IndexNet(nn.Module):
+    """A learned index network of one family (holistic, M2O, O2O unshared/shared/modelwise)."""
+
+    def __init__(self, spec: IndexSpec | str, channels: int) -> None:
+        super().__init__()
+        spec = IndexSpec.parse(spec)
+        if not spec.learned:
+            raise UserError(f"{str(spec)!r} is not a learned IndexNet family", "use build_index_module()")
+        if channels < 1:
+            raise UserError(f"an IndexNet needs at least one input channel, got {channels}")
+        self.spec_text = str(spec)
+        self.channels = channels
+        self.enc_norm = spec.enc_norm
+        self.dec_norm = spec.dec_norm
+        self.slicewise = spec.family in ("o2o-shared", "o2o-modelwise")
+        lay = _layout(spec.family, channels)
+        self.column_major = lay.column_major
+        k, pad = spec.kernel_size, (1 if spec.context else 0)
+
+        def first(out: int) -> nn.Conv2d:
+            return nn.Conv2d(lay.in_channels, out, k, stride=ops.RATE, padding=pad, groups=lay.conv_groups, bias=False)
+
+        if spec.nonlinear:
+            self.body = nn.Sequential(
+                first(lay.hidden),
+                nn.BatchNorm2d(lay.hidden),
+                nn.ReLU6(inplace=True),
+                nn.Conv2d(lay.hidden, lay.out_channels, 1, groups=lay.head_groups, bias=False),
+            )
+        else:
+            self.body = nn.Sequential(first(lay.out_channels))
+
+    def extra_repr(self) -> str:
+        return f"{self.spec_text}, channels={self.channels}"
+
+    def region_logits(self, x: Tensor) -> Tensor:
+        """Raw logits ``(B, Ci*4, h, w)``, channel-major: position j of channel c at c*4+j."""
+        if self.slicewise:  # one 1-channel index function applied to every slice
+            logits = self.body(x.flatten(0, 1).unsqueeze(1))
+            return logits.unflatten(0, (x.shape[0], -1)).flatten(1, 2)
+        logits = self.body(x)
+        if self.column_major:
+            logits = logits.unflatten(1, (COLUMNS, -1)).transpose(1, 2).flatten(1, 2)
+        return logits
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        logits = self.region_logits(x)
+        enc = ops.regions_to_map(ops.normalize_regions(logits, self.enc_norm), x)
+        dec = ops.regions_to_map(ops.normalize_regions(logits, self.dec_norm), x)
+        return enc, dec
+
+
+def _one_hot_max(x: Tensor) -> Tensor:
+    """One-hot map of each region's maximum, with max_pool2d's own tie-breaking."""
+    pooled, indices = F.max_pool2d(x, ops.RATE, return_indices=True)
+    return F.max_unpool2d(torch.ones_like(pooled), indices, ops.RATE, output_size=x.shape[-2:])
+
+
+class MaxIndex(nn.Module):
+    """``max``: max-pooling indices; IP is then max pooling and IU max unpooling, bit for bit."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        one_hot = _one_hot_max(x.detach())
+        return one_hot, one_hot
+
+
+class HolisticMaxIndex(nn.Module):
+    """``hmi``: max-pooling indices of the channel-wise maximum, shared by all channels."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        one_hot = _one_hot_max(x.detach().amax(1, keepdim=True))
+        return one_hot, one_hot
+
+
+class UniformIndex(nn.Module):
+    """``avg``: uniform indices; IP is average pooling and IU nearest upsampling."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        ones = ops.pad_to_odd(F.interpolate(torch.ones_like(F.avg_pool2d(x[:, :1], ops.RATE)), scale_factor=2.0), x)
+        return ones / COLUMNS, ones
+
+
+def build_index_module(spec: IndexSpec | str, channels: int) -> nn.Module:
+    """The index module for one choice at a C-channel feature (``keep`` has none)."""
+    spec = IndexSpec.parse(spec)
+    if spec.learned:
+        return IndexNet(spec, channels)
+    fixed = {"max": MaxIndex, "hmi": HolisticMaxIndex, "avg": UniformIndex}
+    if spec.family not in fixed:
+        raise UserError(f"{str(spec)!r} leaves the operators in place: it has no index module")
+    return fixed[spec.family]()
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Trainable parameters, each shared tensor counted once (as a modelwise IndexNet must be)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
