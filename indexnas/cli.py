@@ -18,6 +18,9 @@ from indexnas.errors import UserError
 # Which package owns which sub-commands; the order is the order in `indexnas --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "indexnas.commands",  # variants, demo
+    "zoo.cli",  # models
+    "surgery.cli",  # pairs, insert, table
+    "reports.cli",  # report
 )
 
 

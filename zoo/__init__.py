@@ -1,0 +1,10 @@
+"""The zoo: plain host models (max pooling/unpooling, strided convs, nearest/bilinear/transposed
+upsampling) for the Index Networks surgery, with the paper's baseline figures beside them.
+
+``create_model(name, **kwargs)``, ``list_models()``, ``paper_baseline(name)``, ``model_task(name)``,
+``example_input(name, size=224)``; ``"timm:NAME"`` is a UNet over the timm backbone NAME.
+"""
+
+from zoo.registry import TASKS, create_model, example_input, list_models, model_task, paper_baseline
+
+__all__ = ["TASKS", "create_model", "example_input", "list_models", "model_task", "paper_baseline"]
