@@ -1,0 +1,1 @@
+"""Architecture search around Index Networks: tasks, data, training, and the Optuna study."""

@@ -1,0 +1,195 @@
+"""Segmentation data: texture mosaics with exact labels (built-in), or image + label-map folders.
+
+Built-in mosaic: a Voronoi partition of the square into 3-8 cells (random seed points); each cell
+gets a random class and is filled with a crop of that class's real texture photograph at a random
+scale (0.6-1.4). The label of a pixel is the texture it was painted from, so labels are exact.
+Training textures come from the left 75% of each photograph, evaluation textures from the right
+25%, so evaluation measures recognising unseen texture pixels.
+Samples: {"image": 3xHxW float32 in [0, 1], "label": HxW int64 (255 = ignore)}.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from indexnas.errors import UserError
+from search.data import checks, folders
+from search.data.crops import cut, eval_length, eval_window, random_window, scaled_crop
+from search.data.dataset import SampleDataset
+from search.data.images import as_rgb, chw, read_cached, skimage_photo, to_unit
+from search.metrics import IGNORE_INDEX
+
+# Class id = position. Grey textures are repeated into three channels.
+TEXTURE_CLASSES: tuple[str, ...] = ("brick", "grass", "gravel", "moon", "immunohistochemistry", "hubble_deep_field")
+TRAIN_SHARE = 0.75  # columns of each texture photograph used for training; the rest is for evaluation
+TEXTURE_SCALES = (0.6, 1.4)
+LAYOUT = "ROOT/images/NAME.jpg + ROOT/labels/NAME.png (class ids, 255 = ignore)"
+
+
+def builtin(
+    patch: int = 64,
+    eval_size: int | None = 64,
+    val_count: int = 48,
+    cells: Sequence[int] = (3, 8),
+    train_size: int = 4096,
+    seed: int = 0,
+) -> tuple[SampleDataset, SampleDataset]:
+    """Texture mosaics of the six TEXTURE_CLASSES; `eval_size` None means evaluation mosaics of `patch` size."""
+    patch = checks.require_int("patch", patch, 8)
+    eval_side = checks.optional_size("eval_size", eval_size, 8) or patch
+    low, high = (int(v) for v in checks.require_range("cells", cells, 1, 64))
+    seed = checks.require_int("seed", seed, 0)
+
+    def sampler(part: str, side: int):
+        def sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+            return _mosaic(side, int(rng.integers(low, high + 1)), _textures(part), rng)
+
+        return sample
+
+    what = f"segment texture mosaics ({len(TEXTURE_CLASSES)} classes)"
+    train = SampleDataset(
+        sampler("train", patch),
+        checks.require_int("train_size", train_size, 1),
+        seed=None,
+        augmentation="dihedral",
+        num_classes=len(TEXTURE_CLASSES),
+        description=f"{what}, {patch}x{patch}",
+    )
+    val = SampleDataset(
+        sampler("val", eval_side),
+        checks.require_int("val_count", val_count, 1),
+        seed=seed,
+        keep_in_memory=True,
+        num_classes=len(TEXTURE_CLASSES),
+        description=f"{what}, {eval_side}x{eval_side} held-out textures",
+    )
+    return train, val
+
+
+def from_folder(
+    root: str | Path,
+    val_root: str | Path | None = None,
+    val_fraction: float = 0.2,
+    num_classes: int | None = None,
+    patch: int = 64,
+    eval_size: int | None = None,
+    val_count: int = 64,
+    multiple: int = 32,
+    train_size: int = 4096,
+    seed: int = 0,
+) -> tuple[SampleDataset, SampleDataset]:
+    """`root/images/*` with `root/labels/*` of the same names (integer class maps, 255 = ignore).
+
+    `num_classes` None reads every label map once to find the largest class id.
+    """
+    patch = checks.require_int("patch", patch, 8)
+    eval_size = checks.optional_size("eval_size", eval_size, 8)
+    multiple = checks.require_int("multiple", multiple, 1)
+    seed = checks.require_int("seed", seed, 0)
+    train_pairs = _pairs(root)
+    if val_root is None:
+        train_pairs, val_pairs = folders.split(train_pairs, val_fraction, seed, "image/label pairs")
+    else:
+        val_pairs = _pairs(val_root)
+    folders.check_min_size([image for image, _ in train_pairs], patch, "training patch")
+    folders.check_min_size([image for image, _ in val_pairs], eval_size or multiple, "evaluation crop")
+    if num_classes is None:
+        num_classes = 1 + max(_largest_label(label) for _, label in train_pairs + val_pairs)
+    num_classes = checks.require_int("num_classes", num_classes, 2)
+
+    def train_sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        image, label = _read_pair(train_pairs[int(rng.integers(len(train_pairs)))], num_classes)
+        window = random_window(image.shape, patch, rng)
+        return {"image": chw(to_unit(cut(image, window))), "label": cut(label, window).astype(np.int64)}
+
+    def val_sample(index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        image, label = _read_pair(val_pairs[index % len(val_pairs)], num_classes)
+        window = eval_window(image.shape, eval_size, multiple, rng)
+        return {"image": chw(to_unit(cut(image, window))), "label": cut(label, window).astype(np.int64)}
+
+    what = f"segment folder {root} ({num_classes} classes)"
+    train = SampleDataset(
+        train_sample,
+        checks.require_int("train_size", train_size, 1),
+        seed=None,
+        augmentation="hflip",
+        num_classes=num_classes,
+        description=f"{what}, {patch}x{patch} crops",
+    )
+    val = SampleDataset(
+        val_sample,
+        eval_length(len(val_pairs), eval_size, checks.require_int("val_count", val_count, 1)),
+        seed=seed,
+        same_size=eval_size is not None,
+        num_classes=num_classes,
+        description=f"{what}, " + ("whole images" if eval_size is None else f"{eval_size}x{eval_size} crops"),
+    )
+    return train, val
+
+
+def _mosaic(side: int, cell_count: int, textures: tuple[np.ndarray, ...], rng: np.random.Generator) -> dict:
+    """One Voronoi texture mosaic and its exact label map."""
+    points = rng.uniform(0, side, size=(cell_count, 2))
+    rows, cols = np.mgrid[0:side, 0:side].astype(np.float32)
+    distance = (rows[None] - points[:, 0, None, None]) ** 2 + (cols[None] - points[:, 1, None, None]) ** 2
+    cell_class = rng.integers(len(textures), size=cell_count)
+    label = cell_class[distance.argmin(axis=0)]
+    image = np.empty((side, side, 3), np.float32)
+    for class_id in np.unique(label):
+        texture = scaled_crop(textures[class_id], side, float(rng.uniform(*TEXTURE_SCALES)), rng)
+        mask = label == class_id
+        image[mask] = texture[mask]
+    return {"image": chw(image), "label": label.astype(np.int64)}
+
+
+@functools.cache
+def _textures(part: str) -> tuple[np.ndarray, ...]:
+    """The texture photographs as RGB uint8, cut to their training (left) or evaluation (right) part."""
+    parts = []
+    for name in TEXTURE_CLASSES:
+        photo = as_rgb(skimage_photo(name))
+        split_col = int(photo.shape[1] * TRAIN_SHARE)
+        parts.append(photo[:, :split_col] if part == "train" else photo[:, split_col:])
+    return tuple(parts)
+
+
+def _pairs(root: str | Path) -> list[tuple[Path, Path]]:
+    """(image, label map) files of `root/images` and `root/labels`, matched by name and size."""
+    folder = folders.existing_folder(root, "segmentation dataset", LAYOUT)
+    images = folders.list_files(folders.existing_folder(folder / "images", "images", LAYOUT), "images")
+    labels = folders.list_files(folders.existing_folder(folder / "labels", "label maps", LAYOUT), "label maps")
+    pairs = folders.pair_by_stem(images, labels, ("image", "label map"))
+    folders.check_same_size(pairs)
+    return pairs
+
+
+def _read_label(path: Path) -> np.ndarray:
+    label = read_cached(path)
+    if label.ndim != 2 or not np.issubdtype(label.dtype, np.integer):
+        raise UserError(
+            f"label map {path} is not a single-channel integer image (shape {label.shape}, {label.dtype})",
+            "save labels as 8- or 16-bit grey or palette PNGs whose pixel values are class ids",
+        )
+    return label
+
+
+def _largest_label(path: Path) -> int:
+    values = np.unique(_read_label(path))
+    values = values[values != IGNORE_INDEX]
+    return int(values.max()) if values.size else 0
+
+
+def _read_pair(pair: tuple[Path, Path], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image as RGB (stored dtype) and its label map; class ids >= num_classes raise UserError naming the file."""
+    image, label = as_rgb(read_cached(pair[0])), _read_label(pair[1])
+    bad = (label >= num_classes) & (label != IGNORE_INDEX)
+    if bad.any():
+        raise UserError(
+            f"label map {pair[1]} has class id {int(label[bad].max())}, but num_classes is {num_classes}",
+            f"raise num_classes, or mark unlabelled pixels with {IGNORE_INDEX}",
+        )
+    return image, label

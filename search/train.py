@@ -1,0 +1,273 @@
+"""Train a model on a task for a budget of steps and/or seconds, then score it on the validation set.
+
+The model is trained in place, from the weights it has (to warm-start, load a state dict into
+it before calling), and is left on the device it was trained on. Everything random is seeded
+from `TrainConfig.seed`: Python, NumPy, torch (CPU and CUDA) and the DataLoader's shuffling and
+workers; the model's own initialisation happens before the call, so seed that with
+`seed_everything` too. On CUDA, mixed precision (bf16 where supported, else fp16 with loss
+scaling) is on by default; on CPU training runs in float32.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from indexnas.errors import UserError
+from search.tasks import Task
+
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": lambda params, lr, weight_decay: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay),
+}
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite; the trial that caused it should be marked failed."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        self.step = step
+        self.loss = loss
+        super().__init__(f"training diverged: loss {loss} at step {step}")
+
+
+@dataclass
+class TrainConfig:
+    """Budget and settings of one training run; the budget is whichever of steps/seconds ends first."""
+
+    steps: int | None = 500
+    seconds: float | None = None
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"  # one of OPTIMIZERS
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
+    amp: str = "auto"  # "auto" (bf16/fp16 on CUDA, off on CPU), "off", "bf16", "fp16"
+    progress: bool = True  # tqdm bar on stderr
+    label: str = "train"  # the progress bar's description, e.g. "trial 7"
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
+    eval_batch_size: int | None = None  # None: batch_size when validation items share one size, else 1
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.seconds is None:
+            raise UserError("the training budget has neither steps nor seconds", "set steps=N, seconds=S, or both")
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise UserError(f"steps must be a positive integer or None, got {self.steps!r}", "use e.g. steps=500")
+        if self.seconds is not None and not self.seconds > 0:
+            raise UserError(f"seconds must be positive or None, got {self.seconds!r}", "use e.g. seconds=60")
+        for name in ("batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UserError(f"{name} must be a positive integer, got {value!r}", f"use e.g. {name}=16")
+        if not self.lr > 0:
+            raise UserError(f"lr must be positive, got {self.lr!r}", "use e.g. lr=1e-3")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}", f"use one of: {', '.join(OPTIMIZERS)}")
+        if self.amp not in AMP_MODES:
+            raise UserError(f"unknown amp mode {self.amp!r}", f"use one of: {', '.join(AMP_MODES)}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise UserError(f"seed must be a non-negative integer, got {self.seed!r}", "use e.g. seed=0")
+
+
+@dataclass
+class TrainResult:
+    """What a run measured: validation metrics, the budget actually used, and the loss curve."""
+
+    metrics: dict[str, float]
+    steps: int
+    train_seconds: float
+    eval_seconds: float
+    final_loss: float
+    losses: list[float] = field(repr=False)
+    device: str
+    amp: str  # precision actually used: "off", "bf16" or "fp16"
+    batch_size: int
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training throughput (samples per second of training time)."""
+        return self.steps * self.batch_size / self.train_seconds if self.train_seconds > 0 else float("nan")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so that model construction and training repeat."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> CUDA when available, else CPU; asking for CUDA without it raises UserError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}", "use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} was asked for but CUDA is not available", "use device='auto' or 'cpu'")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"device type {device.type!r} is not supported", "use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_amp(mode: str, device: torch.device) -> str:
+    """The precision to use: "auto" is bf16 (or fp16 without bf16 support) on CUDA, "off" on CPU."""
+    if device.type != "cuda":
+        if mode in ("bf16", "fp16"):
+            raise UserError(f"mixed precision {mode!r} needs a CUDA device, got {device}", "use amp='auto' or 'off'")
+        return "off"
+    if mode == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return mode
+
+
+def train_and_evaluate(
+    model: nn.Module, task: Task, train_set: Dataset, val_set: Dataset, config: TrainConfig | None = None
+) -> TrainResult:
+    """Train `model` in place on `train_set` within the budget, then return its metrics on `val_set`."""
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    precision = resolve_amp(config.amp, device)
+    seed_everything(config.seed)
+    model.to(device)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        raise UserError("the model has no trainable parameters", "unfreeze some parameters before training")
+    optimizer = OPTIMIZERS[config.optimizer](parameters, lr=config.lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+    batches = _endless_batches(train_set, config, device)
+
+    losses: list[float] = []
+    bar = _progress_bar(config)
+    model.train()
+    start = time.perf_counter()
+    try:
+        while not _budget_spent(len(losses), time.perf_counter() - start, config):
+            batch = next(batches)
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(device, precision):
+                loss = task.loss(model(task.model_inputs(batch)), batch)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise DivergedError(len(losses) + 1, value)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(value)
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+    finally:
+        bar.close()
+    train_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    scores = evaluate(model, task, val_set, config, device=device, precision=precision)
+    return TrainResult(
+        metrics=scores,
+        steps=len(losses),
+        train_seconds=train_seconds,
+        eval_seconds=time.perf_counter() - start,
+        final_loss=losses[-1] if losses else float("nan"),
+        losses=losses,
+        device=str(device),
+        amp=precision,
+        batch_size=config.batch_size,
+    )
+
+
+def evaluate(
+    model: nn.Module,
+    task: Task,
+    val_set: Dataset,
+    config: TrainConfig | None = None,
+    *,
+    device: torch.device | None = None,
+    precision: str | None = None,
+) -> dict[str, float]:
+    """Metrics of `model` on `val_set`, in eval mode without gradients, aggregated exactly over all items."""
+    config = config or TrainConfig()
+    device = device or resolve_device(config.device)
+    precision = precision or resolve_amp(config.amp, device)
+    if len(val_set) == 0:
+        raise UserError("the validation set is empty", "give a validation set with at least one sample")
+    same_size = getattr(val_set, "same_size", False)
+    batch_size = config.eval_batch_size or (config.batch_size if same_size else 1)
+    loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=config.num_workers)
+    model.to(device)
+    was_training = model.training
+    model.eval()
+    statistics = []
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                batch = _to_device(batch, device)
+                with _autocast(device, precision):
+                    output = model(task.model_inputs(batch))
+                statistics.append(task.statistics(output.float(), batch))
+    finally:
+        model.train(was_training)
+    return task.aggregate(statistics)
+
+
+def _endless_batches(dataset: Dataset, config: TrainConfig, device: torch.device) -> Iterator[dict]:
+    """Shuffled batches forever (reshuffled every pass), moved to `device`; shuffling and workers are seeded."""
+    if len(dataset) < config.batch_size:
+        raise UserError(
+            f"the training set has {len(dataset)} samples, fewer than one batch of {config.batch_size}",
+            "lower batch_size or give more training samples",
+        )
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=config.num_workers,
+        generator=generator,
+        worker_init_fn=_seed_worker,
+        pin_memory=device.type == "cuda",
+        persistent_workers=config.num_workers > 0,
+    )
+    while True:
+        for batch in loader:
+            yield _to_device(batch, device)
+
+
+def _seed_worker(_worker_id: int) -> None:
+    """DataLoader workers: derive Python and NumPy seeds from the worker's torch seed (set by the loader)."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def _budget_spent(steps: int, seconds: float, config: TrainConfig) -> bool:
+    return (config.steps is not None and steps >= config.steps) or (
+        config.seconds is not None and seconds >= config.seconds
+    )
+
+
+def _autocast(device: torch.device, precision: str) -> torch.autocast:
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=precision != "off")
+
+
+def _progress_bar(config: TrainConfig):
+    from tqdm import tqdm
+
+    return tqdm(total=config.steps, desc=config.label, unit="step", disable=not config.progress, leave=False)

@@ -1,0 +1,148 @@
+"""The training loop: budgets, seeding, divergence, evaluation, and a short real run on every task."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from indexnas.errors import UserError
+from search.data import builtin_dataset, folder_dataset
+from search.tasks import TASKS, get_task
+from search.train import DivergedError, TrainConfig, evaluate, resolve_amp, seed_everything, train_and_evaluate
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Bit-for-bit repeatable CPU arithmetic (and no oversubscription on small machines)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tiny_net(task_name: str, dataset, seed: int = 0) -> nn.Module:
+    task = get_task(task_name)
+    seed_everything(seed)
+    return nn.Sequential(
+        nn.Conv2d(task.in_channels, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, task.out_channels(dataset), 3, padding=1)
+    )
+
+
+def _quick(**overrides) -> TrainConfig:
+    settings = {"steps": 5, "batch_size": 4, "progress": False} | overrides
+    return TrainConfig(**settings)
+
+
+@pytest.mark.parametrize("task_name", list(TASKS))
+def test_five_steps_on_every_task_give_finite_metrics(task_name: str) -> None:
+    train, val = builtin_dataset(task_name, val_count=4)
+    task = get_task(task_name)
+    result = train_and_evaluate(_tiny_net(task_name, train), task, train, val, _quick())
+    assert result.steps == 5 and len(result.losses) == 5
+    assert task.primary_metric in result.metrics
+    assert all(math.isfinite(value) for value in result.metrics.values())
+    assert result.device == "cpu" and result.amp == "off"
+    assert result.train_seconds > 0 and result.samples_per_second > 0
+
+
+def test_same_seed_same_run_other_seed_other_run() -> None:
+    train, val = builtin_dataset("denoise", val_count=2)
+    task = get_task("denoise")
+    first = train_and_evaluate(_tiny_net("denoise", train), task, train, val, _quick(seed=1))
+    again = train_and_evaluate(_tiny_net("denoise", train), task, train, val, _quick(seed=1))
+    other = train_and_evaluate(_tiny_net("denoise", train), task, train, val, _quick(seed=2))
+    assert first.losses == again.losses and first.metrics == again.metrics
+    assert first.losses != other.losses
+
+
+def test_training_denoises_better_than_doing_nothing() -> None:
+    train, val = builtin_dataset("denoise", sigma=25, val_count=4, eval_size=48)
+    task = get_task("denoise")
+    model = _tiny_net("denoise", train)
+    predicts_no_noise = nn.Conv2d(1, 1, 1, bias=False)
+    nn.init.zeros_(predicts_no_noise.weight)
+    nothing = evaluate(predicts_no_noise, task, val)
+    result = train_and_evaluate(model, task, train, val, _quick(steps=60, batch_size=8, lr=3e-3))
+    assert nothing["psnr"] == pytest.approx(20.2, abs=0.3)  # noisy input at sigma 25: 20*log10(255/25)
+    assert result.metrics["psnr"] > nothing["psnr"] + 1.0
+    assert np.mean(result.losses[-10:]) < np.mean(result.losses[:10])
+
+
+def test_seconds_budget_stops_training() -> None:
+    train, val = builtin_dataset("segment", val_count=2)
+    result = train_and_evaluate(
+        _tiny_net("segment", train), get_task("segment"), train, val, _quick(steps=None, seconds=0.3)
+    )
+    assert 1 <= result.steps and result.train_seconds < 5.0
+
+
+def test_nan_loss_raises_diverged_error() -> None:
+    class Explodes(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x) * float("nan")
+
+    train, val = builtin_dataset("denoise", val_count=2)
+    with pytest.raises(DivergedError) as caught:
+        train_and_evaluate(Explodes(), get_task("denoise"), train, val, _quick())
+    assert caught.value.step == 1 and math.isnan(caught.value.loss)
+
+
+def test_evaluate_handles_items_of_different_sizes_and_restores_train_mode(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for i, size in enumerate([(48, 64), (64, 48), (40, 40)]):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(path)
+    train, val = folder_dataset("denoise", tmp_path, val_root=tmp_path, multiple=8)
+    model = _tiny_net("denoise", train).train()
+    scores = evaluate(model, get_task("denoise"), val, _quick())
+    assert math.isfinite(scores["psnr"]) and model.training
+
+
+def test_config_errors_are_user_errors() -> None:
+    with pytest.raises(UserError, match="neither steps nor seconds"):
+        TrainConfig(steps=None, seconds=None)
+    with pytest.raises(UserError, match="optimizer"):
+        TrainConfig(optimizer="lbfgs")
+    with pytest.raises(UserError, match="amp"):
+        TrainConfig(amp="fp8")
+    with pytest.raises(UserError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(UserError, match="needs a CUDA device"):
+        resolve_amp("bf16", torch.device("cpu"))
+    train, val = builtin_dataset("denoise", val_count=2, train_size=3)
+    with pytest.raises(UserError, match="fewer than one batch"):
+        train_and_evaluate(_tiny_net("denoise", train), get_task("denoise"), train, val, _quick())
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available"):
+            train_and_evaluate(_tiny_net("denoise", train), get_task("denoise"), train, val, _quick(device="cuda"))
+
+
+def test_sgd_and_adamw_optimizers_train() -> None:
+    train, val = builtin_dataset("depth", val_count=2)
+    for optimizer in ("sgd", "adamw"):
+        result = train_and_evaluate(
+            _tiny_net("depth", train), get_task("depth"), train, val, _quick(optimizer=optimizer, lr=1e-3)
+        )
+        assert math.isfinite(result.metrics["rmse"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("task_name", list(TASKS))
+def test_cuda_mixed_precision_run(task_name: str) -> None:
+    train, val = builtin_dataset(task_name, val_count=4)
+    result = train_and_evaluate(
+        _tiny_net(task_name, train), get_task(task_name), train, val, _quick(steps=20, batch_size=16)
+    )
+    assert result.device.startswith("cuda") and result.amp in ("bf16", "fp16")
+    assert all(math.isfinite(value) for value in result.metrics.values())
