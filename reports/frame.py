@@ -1,0 +1,144 @@
+"""A study as a pandas DataFrame: one row per trial, the Pareto-optimal rows marked.
+
+Columns: ``number``, ``state``, ``uniform``, one ``choice:<pair>`` per down/up pair, one ``metric:<name>``
+per task metric (the primary metric first), then ``params_added``, ``params_total``, ``gflops``,
+``gflops_added``, ``latency_ms``, ``train_seconds``, ``steps``, ``device``, ``worker``, ``failure_kind``,
+``failure_message``, ``checkpoint``, ``datetime_start``, ``datetime_complete`` and ``pareto``.
+``uniform`` is in canonical IndexSpec form ("host" for the untouched host, None for mixed trials).
+``frame.attrs`` carries what the figures need: ``primary_metric``, ``metric_direction``, ``host_metric``,
+``pairs`` (names in the study's order) and ``study_name``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from indexnas.errors import UserError
+from indexnas.spec import IndexSpec
+from reports.pareto import pareto_mask
+from reports.source import Results
+
+COST_COLUMNS = ("params_added", "params_total", "gflops", "gflops_added", "latency_ms", "train_seconds", "steps")
+RUN_COLUMNS = ("device", "worker", "failure_kind", "failure_message", "checkpoint",
+               "datetime_start", "datetime_complete")
+CHOICE_PREFIX, METRIC_PREFIX = "choice:", "metric:"
+HOST = "host"  # the "uniform" mark of the untouched host's trial
+
+
+def primary_metric(results: Results) -> tuple[str, str]:
+    """(name, direction) of the metric the study optimised, from its settings or its first objective."""
+    settings = results.settings
+    name = settings.get("primary_metric")
+    if name is None:
+        objectives = settings.get("objectives") or []
+        name = objectives[0] if objectives else None
+    if name is None:
+        raise UserError(
+            f"study {results.study_name!r} names no primary metric (user_attrs['indexnas']['primary_metric'])",
+            "report on a study created by `indexnas search`",
+        )
+    direction = settings.get("direction") or (results.directions[0] if results.directions else "maximize")
+    return str(name), str(direction)
+
+
+def _pair_names(results: Results) -> list[str]:
+    """Pair names in the study's order, then any that only trials mention (in first-seen order)."""
+    names = [pair["name"] for pair in results.settings.get("pairs", [])]
+    for trial in results.trials:
+        names += [n for n in trial["user_attrs"].get("choices", {}) if n not in names]
+    return names
+
+
+def _metric_names(results: Results, primary: str) -> list[str]:
+    names = [primary]
+    for trial in results.trials:
+        names += [n for n in trial["user_attrs"].get("metrics", {}) if n not in names]
+    return names
+
+
+def _row(trial: dict[str, Any], pairs: list[str], metrics: list[str]) -> dict[str, Any]:
+    attrs = trial["user_attrs"]
+    failure = attrs.get("failure") or {}
+    row: dict[str, Any] = {
+        "number": trial["number"], "state": trial["state"], "uniform": uniform_label(attrs.get("uniform"))
+    }
+    choices = attrs.get("choices", {})
+    row.update({CHOICE_PREFIX + p: choices.get(p) for p in pairs})
+    measured = attrs.get("metrics", {})
+    row.update({METRIC_PREFIX + m: measured.get(m, np.nan) for m in metrics})
+    row.update({c: attrs.get(c, np.nan) for c in COST_COLUMNS})
+    row.update(device=attrs.get("device"), worker=attrs.get("worker"), checkpoint=attrs.get("checkpoint"))
+    row["failure_kind"], row["failure_message"] = failure.get("kind"), failure.get("message")
+    row["datetime_start"], row["datetime_complete"] = trial.get("datetime_start"), trial.get("datetime_complete")
+    return row
+
+
+def trials_frame(results: Results) -> pd.DataFrame:
+    """One row per trial (in trial-number order) with choices, metrics, costs and the ``pareto`` mark.
+
+    Pareto optimality is over the study's own objective values and directions, among complete trials.
+    """
+    metric, direction = primary_metric(results)
+    pairs = _pair_names(results)
+    metrics = _metric_names(results, metric)
+    rows = [_row(t, pairs, metrics) for t in sorted(results.trials, key=lambda t: t["number"])]
+    columns = ["number", "state", "uniform", *(CHOICE_PREFIX + p for p in pairs), *(METRIC_PREFIX + m for m in metrics)]
+    frame = pd.DataFrame(rows, columns=[*columns, *COST_COLUMNS, *RUN_COLUMNS])
+    for column in (*(METRIC_PREFIX + m for m in metrics), *COST_COLUMNS):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    frame["pareto"] = _pareto_column(results, rows)
+    frame.attrs.update(
+        study_name=results.study_name,
+        primary_metric=metric,
+        metric_direction=direction,
+        host_metric=_host_metric(frame, results, metric),
+        pairs=pairs,
+    )
+    return frame
+
+
+def _host_metric(frame: pd.DataFrame, results: Results, metric: str) -> float | None:
+    """The untouched host's metric: its trial's (uniform "host"), else the warm start's in the settings."""
+    host = frame[(frame["uniform"] == HOST) & (frame["state"] == "COMPLETE")][METRIC_PREFIX + metric].dropna()
+    if not host.empty:
+        return float(host.iloc[0])
+    value = results.settings.get("host", {}).get("metrics", {}).get(metric)
+    return float(value) if value is not None else None
+
+
+def _pareto_column(results: Results, rows: list[dict[str, Any]]) -> np.ndarray:
+    by_number = {t["number"]: t for t in results.trials}
+    complete = [r["number"] for r in rows if r["state"] == "COMPLETE" and by_number[r["number"]].get("values")]
+    mask = np.zeros(len(rows), dtype=bool)
+    if not complete:
+        return mask
+    values = [by_number[n]["values"] for n in complete]
+    if any(len(v) != len(results.directions) for v in values):
+        raise UserError(
+            f"study {results.study_name!r}: trial values do not match its {len(results.directions)} directions",
+            "report on a study written by one version of `indexnas search`",
+        )
+    optimal = dict(zip(complete, pareto_mask(values, results.directions)))
+    for index, row in enumerate(rows):
+        mask[index] = optimal.get(row["number"], False)
+    return mask
+
+
+def uniform_label(value: Any) -> str | None:
+    """A trial's "uniform" mark in canonical IndexSpec form ("host" stays), None when it is not uniform."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value if value == HOST else str(IndexSpec.parse(value))
+
+
+def choice_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``choice:<pair>`` columns, in the study's pair order."""
+    return [c for c in frame.columns if c.startswith(CHOICE_PREFIX)]
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``metric:<name>`` columns, primary metric first."""
+    return [c for c in frame.columns if c.startswith(METRIC_PREFIX)]

@@ -1,0 +1,61 @@
+"""Rebuild a study's best kept trial from its checkpoint, to show its index maps in the report.
+
+The search keeps the weights of Pareto-optimal trials (``{"state_dict", "recipe"}`` at
+``user_attrs["checkpoint"]``); the host is rebuilt from the study's stored search settings exactly as the
+search built it (`search.host`), the recipe replayed onto it (`surgery.recipe.replay`), the weights loaded,
+and the maps drawn on the first validation image of the task's data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch.utils.data import default_collate
+
+from indexnas.errors import UserError
+from reports.frame import METRIC_PREFIX
+from reports.index_maps import plot_index_maps
+from reports.source import Results
+
+
+def best_checkpoint(frame: pd.DataFrame) -> pd.Series | None:
+    """The Pareto-optimal trial with the best primary metric whose checkpoint file exists here."""
+    kept = frame[frame["pareto"] & frame["checkpoint"].notna()]
+    kept = kept[[Path(p).is_file() for p in kept["checkpoint"]]]
+    if kept.empty:
+        return None
+    metric = METRIC_PREFIX + frame.attrs["primary_metric"]
+    return kept.sort_values(metric, ascending=frame.attrs["metric_direction"] != "maximize").iloc[0]
+
+
+def trained_index_maps(results: Results, frame: pd.DataFrame) -> tuple[Figure | None, str]:
+    """(figure, what it shows) for the best kept trial, or (None, why there is none)."""
+    trial = best_checkpoint(frame)
+    if trial is None:
+        return None, "no Pareto-optimal trial has its weights (checkpoint) on this machine"
+    stored = results.settings.get("settings")
+    if not isinstance(stored, dict):
+        return None, "the study does not record the search settings its model is rebuilt from"
+    from search.host import build_datasets, load_host
+    from search.settings import SearchSettings
+    from search.tasks import get_task
+    from surgery.recipe import replay
+
+    try:
+        settings = SearchSettings(**stored)
+        train_set, val_set = build_datasets(settings)
+        host, example = load_host(settings, train_set)
+        saved = torch.load(trial["checkpoint"], map_location="cpu", weights_only=True)
+        model, _ = replay(saved["recipe"], host, example, flops=False)
+        model.load_state_dict(saved["state_dict"])
+    except (UserError, TypeError, KeyError, OSError, RuntimeError) as error:
+        # settings from another version, data or weights not on this machine, weights of another model
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return None, f"trial {trial['number']} could not be rebuilt from {trial['checkpoint']}: {first}"
+    image = get_task(settings.task).model_inputs(default_collate([val_set[0]]))
+    label = trial["uniform"] if isinstance(trial["uniform"], str) else "mixed choices"
+    title = f"trial {trial['number']} ({label}), first validation image"
+    return plot_index_maps(model, image, title=title), title
