@@ -76,6 +76,7 @@ class Unpaired:
     up: Up
     reason: str
     candidates: tuple[str, ...] = ()
+    code: str = ""  # short category: "no-down" | "global-pool" | "partial" | "ambiguous"
 
 
 @dataclass
@@ -86,3 +87,4 @@ class PairReport:
     unpaired: list[Unpaired] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)  # all downs, paired or not
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (node, why) e.g. SE global pools
+    warnings: list[str] = field(default_factory=list)  # e.g. ops without a resampling handler

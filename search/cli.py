@@ -1,0 +1,100 @@
+"""`indexnas search` (a study over per-pair IndexNet choices) and `indexnas demo` (the README's main job)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+
+from search.settings import MODES, SAMPLERS, SearchSettings
+
+DEFAULT_RUNS = Path("runs")
+# The demo: a small denoising search that finishes on a 2-core CPU in about five minutes.
+DEMO = dict(task="denoise", model="dncnn_segnet", width=0.25, trials=20, budget_steps=150, batch_size=16,
+            patch=40, sigma=25.0, lr=2e-3)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    search = subparsers.add_parser(
+        "search", help="search per-pair IndexNet choices with Optuna (accuracy vs parameters vs FLOPs)",
+        description="Fine-tune the warm-started host with one IndexNet configuration per trial and keep the "
+        "Pareto front of task metric, parameters added and GFLOPs. Re-running with the same --study resumes it; "
+        "the same command on other machines joins it through a shared --storage.",
+    )
+    search.add_argument("--task", required=True, help="denoise | segment | matting | depth")
+    search.add_argument("--model", required=True, help="a zoo name, timm:NAME, smp:ARCH:ENCODER or file.py:factory")
+    search.add_argument("--trials", type=int, default=40, help="completed trials the study should hold (default 40)")
+    search.add_argument("--budget-steps", type=int, default=500, help="training steps per trial (default 500)")
+    search.add_argument("--budget-seconds", type=float, help="also stop each trial's training after this many seconds")
+    search.add_argument("--study", help="study name (default: TASK-MODEL-MODE)")
+    search.add_argument("--storage", help="journal:///path/study.log, a .log path, or postgresql://... "
+                        "(default: runs/studies.log)")
+    search.add_argument("--out", help="run directory for host weights, Pareto checkpoints and the report "
+                        "(default: runs/STUDY)")
+    search.add_argument("--workers", type=int, default=1, help="worker processes (one per GPU when there are GPUs)")
+    search.add_argument("--mode", choices=MODES, default="pool", help="surgery mode (default pool)")
+    search.add_argument("--width", type=float, help="zoo width multiplier (smaller is faster)")
+    search.add_argument("--data", help="dataset folder in the task's standard layout (default: built-in offline data)")
+    search.add_argument("--max-params", type=float, help="budget: parameters added; configurations over it are not trained")
+    search.add_argument("--max-gflops", type=float, help="budget: GFLOPs of the whole model at --flops-size")
+    search.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="multi-objective sampler (default tpe)")
+    search.add_argument("--no-paper-grid", action="store_true", help="do not enqueue the paper's 15 uniform configurations")
+    search.add_argument("--no-warm-start", action="store_true", help="train every trial from scratch")
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--batch-size", type=int, default=16)
+    search.add_argument("--lr", type=float, default=1e-3)
+    search.add_argument("--sigma", type=float, default=25.0, help="denoising noise level, 0-255 scale (default 25)")
+    search.add_argument("--patch", type=int, default=40, help="training patch size (default 40, the paper's)")
+    search.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
+    search.add_argument("--quiet", action="store_true", help="no progress bars")
+    search.set_defaults(handler=run_search_command)
+
+    demo = subparsers.add_parser(
+        "demo", help="a small denoising search on built-in data (about 5 minutes on a 2-core CPU) and its report",
+        description="Search IndexNet choices for a narrow DnCNN-SegNet on the built-in denoising data (real photos "
+        "from scikit-image), then write the study and an HTML report and print where they are.",
+    )
+    demo.add_argument("--out", default=str(DEFAULT_RUNS / "demo"), help="run directory (default runs/demo)")
+    demo.add_argument("--trials", type=int, default=DEMO["trials"], help=f"completed trials (default {DEMO['trials']})")
+    demo.set_defaults(handler=run_demo_command)
+
+
+def run_search_command(args: argparse.Namespace) -> int:
+    study_name = args.study or f"{args.task}-{args.model.replace(':', '_').replace('/', '_')}-{args.mode}"
+    settings = SearchSettings(
+        task=args.task, model=args.model, study=study_name,
+        storage=args.storage or str(DEFAULT_RUNS / "studies.log"), out=args.out or str(DEFAULT_RUNS / study_name),
+        trials=args.trials, mode=args.mode, width=args.width, budget_steps=args.budget_steps,
+        budget_seconds=args.budget_seconds, data=args.data, sigma=args.sigma, patch=args.patch,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, workers=args.workers, sampler=args.sampler,
+        paper_grid=not args.no_paper_grid, warm_start=not args.no_warm_start, max_params=args.max_params,
+        max_gflops=args.max_gflops, progress=not args.quiet,
+    )
+    return _run(settings, report=not args.no_report)
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out)
+    settings = SearchSettings(study=f"demo-{stamp}", storage=str(out / "studies.log"), out=str(out / f"demo-{stamp}"),
+                              trials=args.trials, progress=False, **DEMO)
+    return _run(settings, report=True)
+
+
+def _run(settings: SearchSettings, report: bool) -> int:
+    from search.study import run_search
+    from search.summary import print_summary
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    start = time.perf_counter()
+    study = run_search(settings)
+    report_path = None
+    if report:
+        from reports import write_report
+
+        report_path = write_report(study, settings.out_dir / "report", force=True)  # the study's own report, refreshed
+    print_summary(study, settings, time.perf_counter() - start, report_path)
+    return 0

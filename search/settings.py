@@ -1,0 +1,77 @@
+"""The settings of one search: what is searched, on what data, at what budget, stored where."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indexnas.errors import UserError
+
+SAMPLERS = ("tpe", "nsga2", "random")
+MODES = ("pool", "stride", "decoder")
+# Settings that define what a study's trials mean: resuming with other values would mix results.
+IDENTITY_FIELDS = ("task", "model", "mode", "width", "budget_steps", "budget_seconds", "data", "sigma", "patch",
+                   "batch_size", "lr", "seed", "max_params", "max_gflops", "flops_size")
+
+
+@dataclass
+class SearchSettings:
+    """Everything `indexnas search` needs; stored in the study so a restart resumes the same search."""
+
+    task: str
+    model: str
+    study: str
+    storage: str
+    out: str  # run directory: host weights, Pareto checkpoints, report
+    trials: int = 40
+    mode: str = "pool"
+    width: float | None = None  # zoo width multiplier (None: the model's default)
+    budget_steps: int = 500
+    budget_seconds: float | None = None
+    data: str | None = None  # a dataset folder; None: the built-in offline data
+    sigma: float = 25.0  # denoising noise level on the 0-255 scale
+    patch: int = 40
+    batch_size: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+    workers: int = 1
+    sampler: str = "tpe"
+    paper_grid: bool = True  # enqueue the host and the paper's 15 uniform configurations first
+    warm_start: bool = True  # train the host once; every trial fine-tunes from its weights
+    max_params: float | None = None  # parameters added; over budget -> pruned before training
+    max_gflops: float | None = None  # GFLOPs of the whole model at flops_size
+    flops_size: int = 224  # the paper measures GFLOPs at 224 x 224
+    eval_size: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {"trials": self.trials, "budget_steps": self.budget_steps, "batch_size": self.batch_size,
+                    "workers": self.workers, "patch": self.patch, "flops_size": self.flops_size}
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if self.mode not in MODES:
+            raise UserError(f"unknown surgery mode {self.mode!r}", f"use one of: {', '.join(MODES)}")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"unknown sampler {self.sampler!r}", f"use one of: {', '.join(SAMPLERS)}")
+        for name in ("max_params", "max_gflops", "budget_seconds", "width"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise UserError(f"--{name.replace('_', '-')} must be positive, got {value!r}")
+        if self.lr <= 0 or not self.sigma > 0:
+            raise UserError("--lr and --sigma must be positive")
+        if not self.study or any(c in self.study for c in "/\\\n"):
+            raise UserError(f"invalid study name {self.study!r}", "use letters, digits, '-', '_' and '.'")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields a resumed study must agree on."""
+        return {name: getattr(self, name) for name in IDENTITY_FIELDS}

@@ -1,0 +1,141 @@
+"""The `insert` and `table` commands: rewrite a model with IndexNet, and print the paper's cost table for it.
+
+`surgery.cli.register` calls `register` here, so both commands sit beside `pairs` in `indexnas --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from indexnas.errors import UserError
+from surgery.loading import DESCRIPTOR_HELP
+
+MODES = ("pool", "stride", "decoder")  # surgery.compat.MODES (not imported: keeps `indexnas --help` light)
+CHANNEL_FITS = ("strict", "group")  # surgery.compat.CHANNEL_FITS
+TABLE_FORMATS = ("text", "csv", "markdown", "latex")  # surgery.cost_table.FORMATS
+CHANNEL_FIT_HELP = (
+    "strict: depthwise maps only where widths match (default for insert); group: also where one width is a "
+    "multiple of the other, the map averaged over channel groups or repeated"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `insert` and `table` to the indexnas command line."""
+    insert = subparsers.add_parser(
+        "insert",
+        help="insert IndexNet at a model's down/up pairs and save the rewrite as a JSON recipe",
+        description="Rewrite every (or every chosen) down/up pair of MODEL with an IndexNet choice, print the "
+        "per-pair report (params and FLOPs added), and save the rewrite as a recipe that replays onto a fresh "
+        "instance of the same model.",
+    )
+    insert.add_argument("model", metavar="MODEL", help=DESCRIPTOR_HELP)
+    insert.add_argument(
+        "--choice",
+        action="append",
+        default=[],
+        metavar="SPEC|PAIR=SPEC",
+        help="IndexNet choice for every pair (e.g. m2o-nl-c), or for one pair (PAIR=SPEC); repeatable; "
+        "pairs not named take the plain SPEC, else 'keep'",
+    )
+    insert.add_argument("--mode", choices=MODES, default="pool", help="which downs are replaced (default: pool)")
+    insert.add_argument("--channel-fit", choices=CHANNEL_FITS, default="strict", help=CHANNEL_FIT_HELP)
+    insert.add_argument("--recipe", metavar="FILE", help="replay a saved recipe instead of --choice/--mode")
+    insert.add_argument("--out", metavar="FILE", help="write the recipe (JSON) here")
+    insert.add_argument("--weights", metavar="FILE", help="also save the rewritten model's state_dict here")
+    insert.add_argument("--size", type=int, default=None, help="example input side in pixels (default: the model's)")
+    insert.add_argument("--no-flops", action="store_true", help="skip FLOP counting (faster on big models)")
+    insert.add_argument("--allowed", action="store_true", help="only list the choices each pair may take in --mode")
+    insert.add_argument("--json", action="store_true", help="print the report as JSON")
+    insert.set_defaults(handler=run_insert)
+
+    table = subparsers.add_parser(
+        "table",
+        help="the cost half of the paper's table for a model: all 15 IndexNet variants, no training",
+        description="Rewrite MODEL with each of the paper's 15 uniform IndexNet variants and print the baseline "
+        "and each variant's #Param / Delta-params / GFLOPs in the layout of the paper's Tables 5-7 (beside the "
+        "paper's own figures for the zoo hosts it reports).",
+    )
+    table.add_argument("model", metavar="MODEL", help=DESCRIPTOR_HELP)
+    table.add_argument("--mode", choices=MODES, default=None, help="rewrite mode (default: the host's own, else pool)")
+    table.add_argument(
+        "--channel-fit", choices=CHANNEL_FITS, default="group", help=CHANNEL_FIT_HELP + " (default here: group)"
+    )
+    table.add_argument("--format", choices=TABLE_FORMATS, default="text", help="output format (default: text)")
+    table.add_argument("--size", type=int, default=224, help="input side for GFLOPs (default: 224, the paper's)")
+    table.add_argument("--no-flops", action="store_true", help="parameters only (fast)")
+    table.set_defaults(handler=run_table)
+
+
+def _load(descriptor: str, size: int | None):
+    from surgery.loading import load_model
+
+    return load_model(descriptor, size=size)
+
+
+def parse_choices(items: list[str]) -> str | dict[str, str]:
+    """`--choice` values -> one choice for all pairs, or {pair: choice} with '*' as the default."""
+    if not items:
+        raise UserError("no IndexNet choice given", "pass --choice SPEC (e.g. --choice m2o-nl-c) or --recipe FILE")
+    default: str | None = None
+    per_pair: dict[str, str] = {}
+    for item in items:
+        pair, sep, spec = item.rpartition("=")
+        if not sep:
+            if default is not None:
+                raise UserError(f"two choices for every pair: {default!r} and {item!r}", "pass one plain --choice")
+            default = item
+        elif not pair:
+            raise UserError(f"--choice {item!r} names no pair", "write it as PAIR=SPEC, e.g. encoder.pool2=m2o")
+        else:
+            per_pair[pair] = spec
+    from indexnas.spec import IndexSpec
+
+    for spec in [default, *per_pair.values()]:
+        if spec is not None:
+            IndexSpec.parse(spec)
+    if not per_pair:
+        return default  # type: ignore[return-value]
+    if default is not None:
+        per_pair["*"] = default
+    return per_pair
+
+
+def run_insert(args: argparse.Namespace) -> int:
+    from surgery import compat, recipe, rewrite
+
+    choice = None if args.recipe or args.allowed else parse_choices(args.choice)  # bad choices fail before loading
+    saved = recipe.load(args.recipe) if args.recipe else None
+    model, example = _load(args.model, args.size)
+    if args.allowed:
+        table = compat.allowed_table(model, example, args.mode, args.channel_fit)
+        print(table.to_string(index=False) if not args.json else table.to_json(orient="records", indent=2))
+        return 0
+    if saved is not None:
+        rewritten, report = recipe.replay(saved, model, example, flops=not args.no_flops)
+    else:
+        rewritten, report = rewrite.insert_indexnet(
+            model, example, choice, mode=args.mode, channel_fit=args.channel_fit, flops=not args.no_flops
+        )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.to_text())
+    if args.out:
+        recipe.save(recipe.from_report(report, model=args.model), args.out)
+        print(f"recipe written to {args.out}", file=sys.stderr)
+    if args.weights:
+        recipe.save_state_dict(rewritten, args.weights)
+        print(f"weights written to {args.weights}", file=sys.stderr)
+    return 0
+
+
+def run_table(args: argparse.Namespace) -> int:
+    from surgery.cost_table import cost_table, render
+
+    frame = cost_table(
+        args.model, mode=args.mode, size=args.size, flops=not args.no_flops, channel_fit=args.channel_fit
+    )
+    print(render(frame, args.format))
+    return 0

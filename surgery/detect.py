@@ -1,0 +1,295 @@
+"""Find the resolution changes in a shape-propagated graph and classify them with the registry.
+
+A 4-D tensor counts as an image (N, C, H, W) only while its layout is known to be NCHW: layouts
+are followed through permute/transpose (ConvNeXt's channels-last blocks) and lost at reshapes
+(token and window layouts), so channels-last or token tensors never look like resolution changes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import fx, nn
+from torch.fx.passes.shape_prop import TensorMetadata
+
+from surgery import registry
+from surgery.pairs import Down, Size, Up
+from surgery.trace import READABLE
+
+Level = tuple[int, int]
+NCHW = (0, 1, 2, 3)  # a layout: which logical axis (0=N, 1=C, 2=H, 3=W) each dimension holds
+OTHER = -1  # an axis that is none of N, C, H, W (e.g. torch.stack's new axis)
+Layout = tuple[int, ...] | None
+
+_RESHAPES = {"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as", "reshape_as"}
+_RESHAPE_FUNCTIONS = {torch.reshape, torch.flatten, torch.squeeze, torch.unsqueeze}
+_IMAGE_MODULES = (nn.Conv2d, nn.ConvTranspose2d)
+_REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "prod"}
+
+
+def tensor_meta(node: fx.Node) -> TensorMetadata | None:
+    """The node's output metadata from shape propagation (the first tensor of a tuple output)."""
+    meta = node.meta.get("tensor_meta")
+    while not isinstance(meta, TensorMetadata) and isinstance(meta, (tuple, list)) and meta:
+        meta = meta[0]  # TensorMetadata is itself a tuple: test it first
+    return meta if isinstance(meta, TensorMetadata) else None
+
+
+def is_tensor(node: fx.Node) -> bool:
+    return tensor_meta(node) is not None
+
+
+@dataclass
+class Shapes:
+    """Layouts, spatial sizes, channels and scale levels of a shape-propagated graph's nodes."""
+
+    reference: Size  # the example input's spatial size
+    layouts: dict[fx.Node, Layout] = field(default_factory=dict)
+    levels: dict[fx.Node, Level] = field(default_factory=dict)  # filled by detect()
+
+    def size(self, node: fx.Node) -> Size | None:
+        """(H, W) of an NCHW image tensor, else None."""
+        meta = tensor_meta(node)
+        if meta is None or len(meta.shape) != 4 or self.layouts.get(node) != NCHW:
+            return None
+        return (int(meta.shape[2]), int(meta.shape[3]))
+
+    def channels(self, node: fx.Node) -> int:
+        meta = tensor_meta(node)
+        return int(meta.shape[1]) if meta is not None and len(meta.shape) == 4 else 0
+
+    def level(self, node: fx.Node) -> Level | None:
+        """How many halvings below the input resolution an image is, per axis (None for non-images)."""
+        return self.levels.get(node)
+
+
+def level_of(size: Size, reference: Size) -> Level:
+    """The level a size has relative to the input, by rounding (used where no structure tells it)."""
+    return tuple(round(math.log2(r / max(s, 1))) for s, r in zip(size, reference))  # type: ignore[return-value]
+
+
+def _steps(larger: Size, smaller: Size) -> Level:
+    """How many halvings one resampling op makes, per axis."""
+    return tuple(max(0, round(math.log2(a / max(b, 1)))) for a, b in zip(larger, smaller))  # type: ignore[return-value]
+
+
+def follow_layouts(gm: fx.GraphModule) -> Shapes:
+    """Track which 4-D tensors are NCHW images, starting from the image inputs."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder" and _rank(n) == 4]
+    if not placeholders:
+        raise ValueError("no 4-D image input")
+    metas = [tensor_meta(p) for p in placeholders]
+    reference = max(((int(m.shape[2]), int(m.shape[3])) for m in metas if m is not None), key=lambda s: s[0] * s[1])
+    shapes = Shapes(reference)
+    modules = dict(gm.named_modules())
+    for node in gm.graph.nodes:
+        shapes.layouts[node] = _layout(node, shapes.layouts, modules)
+    return shapes
+
+
+def _rank(node: fx.Node) -> int:
+    meta = tensor_meta(node)
+    return len(meta.shape) if meta is not None else -1
+
+
+def _layout(node: fx.Node, layouts: dict[fx.Node, Layout], modules: dict[str, nn.Module]) -> Layout:
+    """The node's layout from its input's: followed through permutes, stacks and reductions."""
+    rank = _rank(node)
+    if node.op == "placeholder":
+        return NCHW if rank == 4 else None
+    if node.op in ("get_attr", "output") or rank < 0:
+        return None
+    if node.op == "call_module" and isinstance(modules.get(node.target), _IMAGE_MODULES) and rank == 4:
+        return NCHW  # a convolution makes an image even from a tensor reshaped back from tokens
+    source = next((a for a in node.all_input_nodes if layouts.get(a) is not None), None)
+    inherited = layouts.get(source) if source is not None else None
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    if rank == 4 and (name in _RESHAPES or node.target in _RESHAPE_FUNCTIONS) and _reshaped_back(node, layouts):
+        return NCHW
+    if inherited is None:
+        return None
+    layout: Layout = None
+    if name in ("permute", "transpose"):
+        layout = _permuted(node, inherited)
+    elif name in ("stack", "unsqueeze"):  # a new axis
+        dim = _dim_arg(node, 1)
+        if dim is not None:
+            dim %= rank
+            layout = (*inherited[:dim], OTHER, *inherited[dim:])
+    elif name in _REDUCTIONS or name == "squeeze":  # an axis removed (only a non-image one)
+        dim = _dim_arg(node, 1)
+        if dim is not None and not node.kwargs.get("keepdim", False) and len(inherited) == rank + 1:
+            dim %= len(inherited)
+            layout = (*inherited[:dim], *inherited[dim + 1 :]) if inherited[dim] == OTHER else None
+        elif len(inherited) == rank:
+            layout = inherited
+    elif name in _RESHAPES or node.target in _RESHAPE_FUNCTIONS:
+        same = tensor_meta(source).shape == tensor_meta(node).shape
+        layout = inherited if same else None
+    elif len(inherited) == rank:  # elementwise and other rank-preserving ops
+        layout = inherited
+    return layout
+
+
+def _reshaped_back(node: fx.Node, layouts: dict[fx.Node, Layout], steps: int = 12) -> bool:
+    """Whether a reshape rebuilds (N, C, H, W) of the image its tokens came from (a ViT/MLP decoder
+    doing ``x.flatten(2).transpose(1, 2)`` ... ``.reshape(B, C, H, W)``)."""
+    shape = tensor_meta(node).shape
+    current = node
+    for _ in range(steps):
+        inputs = [a for a in current.all_input_nodes if is_tensor(a)]
+        if not inputs:
+            return False
+        current = inputs[0]
+        if layouts.get(current) == NCHW:
+            image = tensor_meta(current).shape
+            return image[0] == shape[0] and tuple(image[2:]) == tuple(shape[2:])
+    return False
+
+
+def _dim_arg(node: fx.Node, index: int) -> int | None:
+    dim = node.kwargs.get("dim", node.args[index] if len(node.args) > index else 0)
+    return dim if isinstance(dim, int) and not isinstance(dim, bool) else None
+
+
+def _permuted(node: fx.Node, layout: tuple[int, ...]) -> Layout:
+    args = list(node.args[1:])
+    rank = len(layout)
+    if node.target == "transpose" or getattr(node.target, "__name__", "") == "transpose":
+        if len(args) != 2 or not all(isinstance(a, int) for a in args):
+            return None
+        order = list(range(rank))
+        a, b = args[0] % rank, args[1] % rank
+        order[a], order[b] = order[b], order[a]
+    else:
+        dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+        dims = node.kwargs.get("dims", dims)
+        if len(dims) != rank or not all(isinstance(d, int) for d in dims):
+            return None
+        order = [d % rank for d in dims]
+    return tuple(layout[i] for i in order)
+
+
+@dataclass
+class Detection:
+    """Every resolution change in a graph: downs and ups in graph order, ignored ops with reasons."""
+
+    shapes: Shapes
+    downs: list[tuple[fx.Node, Down]] = field(default_factory=list)
+    ups: list[tuple[fx.Node, Up]] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    ignored_kinds: dict[fx.Node, str] = field(default_factory=dict)
+    sources: dict[fx.Node, fx.Node] = field(default_factory=dict)  # each down/up/ignored op's input image
+    warnings: list[str] = field(default_factory=list)
+
+
+def data_input(node: fx.Node, shapes: Shapes, first: bool = True) -> fx.Node | None:
+    """The image a call reads: its first argument (``first``, for resamplers), else its largest image
+    input (elementwise ops, where a broadcast gate may come first)."""
+    head = node.args[0] if node.args else None
+    if first and isinstance(head, fx.Node) and shapes.size(head) is not None:
+        return head
+    images = [a for a in node.all_input_nodes if shapes.size(a) is not None]
+    return max(images, key=lambda a: math.prod(shapes.size(a)), default=None)  # type: ignore[arg-type]
+
+
+def detect(gm: fx.GraphModule) -> Detection:
+    """Classify every call that changes an image's spatial size (graph must be shape-propagated).
+
+    Levels are propagated structurally: a node inherits its data input's level and each
+    down/up adds/subtracts its own halvings (measured before any padding that feeds it), so
+    "same" padding or odd sizes never shift a level; only global pools fall back to rounding.
+    """
+    shapes = follow_layouts(gm)
+    found = Detection(shapes)
+    modules = dict(gm.named_modules())
+    for node in gm.graph.nodes:
+        if node.op == "placeholder" and shapes.size(node) is not None:
+            shapes.levels[node] = level_of(shapes.size(node), shapes.reference)
+        if node.op not in ("call_module", "call_function", "call_method"):
+            continue
+        module = modules.get(node.target) if node.op == "call_module" else None
+        handler = registry.find_handler(node, module)
+        source = data_input(node, shapes, first=registry.reads_first_argument(handler))
+        if source is None:  # an image made from non-images (tokens reshaped back): level by its size
+            if shapes.size(node) is not None:
+                shapes.levels[node] = level_of(shapes.size(node), shapes.reference)
+            continue
+        out_size = shapes.size(node) if _rank(node) == 4 else None
+        if out_size is None and _rank(node) == 4:
+            continue  # a 4-D output that is not an image (layout changed): not a resolution change
+        call = registry.OpCall(node, module, shapes.size(source), out_size)  # type: ignore[arg-type]
+        if handler is not None:
+            verdict = handler(call)
+        elif call.out_size is not None and registry.significant(call):
+            verdict = registry.unknown_change(call)
+            message = (
+                f"{node.meta.get(READABLE, node.name)}: no resampling handler for {_op_label(node, call)} "
+                f"but it changes the size {call.in_size} -> {call.out_size}; treated as '{verdict.kind}' "
+                "(surgery.registry.register_resampler adds a handler)"
+            )
+            found.warnings.append(message)
+            warnings.warn(message, stacklevel=2)
+        else:
+            verdict = None
+        if verdict is not None:
+            _record(found, node, source, call, verdict)
+        if out_size is not None:
+            shapes.levels[node] = _level(shapes, node, source, verdict, modules)
+    return found
+
+
+def _level(shapes: Shapes, node: fx.Node, source: fx.Node, verdict: registry.Resampling | None,
+           modules: dict[str, nn.Module]) -> Level:
+    size = shapes.size(node)
+    assert size is not None
+    base = shapes.levels.get(source)
+    if base is None or (verdict is not None and verdict.direction == "ignore"):
+        return level_of(size, shapes.reference)
+    if verdict is None:
+        return base
+    if verdict.direction == "down":
+        unpadded = _unpadded(source, shapes, modules)
+        base = shapes.levels.get(unpadded, base)
+        return tuple(b + s for b, s in zip(base, _steps(shapes.size(unpadded), size)))  # type: ignore[arg-type,return-value]
+    return tuple(b - s for b, s in zip(base, _steps(size, shapes.size(source))))  # type: ignore[arg-type,return-value]
+
+
+def _unpadded(node: fx.Node, shapes: Shapes, modules: dict[str, nn.Module]) -> fx.Node:
+    """Walk back from a down's input through the padding that feeds it ("same" padding)."""
+    while registry.is_pad(node, modules.get(node.target) if node.op == "call_module" else None):
+        previous = data_input(node, shapes, first=True)
+        if previous is None:
+            break
+        node = previous
+    return node
+
+
+def _op_label(node: fx.Node, call: registry.OpCall) -> str:
+    if call.module is not None:
+        return registry.class_path(type(call.module))
+    return f"Tensor.{node.target}" if node.op == "call_method" else getattr(node.target, "__name__", str(node.target))
+
+
+def _record(found: Detection, node: fx.Node, source: fx.Node, call: registry.OpCall, verdict: registry.Resampling) -> None:
+    shapes = found.shapes
+    name = node.meta.get(READABLE, node.name)
+    found.sources[node] = source
+    if verdict.direction == "ignore":
+        found.ignored.append((name, verdict.why))
+        found.ignored_kinds[node] = verdict.kind
+        return
+    assert call.out_size is not None
+    if verdict.direction == "down":
+        down = Down(node.name, name, verdict.kind, call.in_size, call.out_size,
+                    shapes.channels(source), shapes.channels(node))
+        found.downs.append((node, down))
+    elif verdict.direction == "up":
+        up = Up(node.name, name, verdict.kind, call.in_size, call.out_size,
+                shapes.channels(source), shapes.channels(node), verdict.mode)
+        found.ups.append((node, up))
+    else:
+        raise ValueError(f"a resampling handler returned direction {verdict.direction!r}")

@@ -1,0 +1,102 @@
+"""Resolve a MODEL descriptor from the command line into ``(model, example_input)``.
+
+Descriptors: a zoo name (``segnet``), ``timm:NAME`` (the zoo's UNet over a timm backbone),
+``smp:ARCH:ENCODER`` (segmentation_models_pytorch, random weights), or ``path/to/file.py:factory``
+(a function returning a model, or ``(model, example_input)``). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from indexnas.errors import UserError
+
+SMP_PREFIX = "smp:"
+DEFAULT_SIZE = 224  # the paper's input side; smp needs multiples of 32
+DESCRIPTOR_HELP = "a zoo name, timm:NAME (a UNet over that backbone), smp:ARCH:ENCODER, or path/to/file.py:factory"
+
+
+def load_model(descriptor: str, size: int | None = None) -> tuple[nn.Module, Tensor]:
+    """Build the model a descriptor names (random weights) and an example input of side ``size``."""
+    if not isinstance(descriptor, str) or not descriptor.strip():
+        raise UserError(f"no model given ({descriptor!r})", f"name one: {DESCRIPTOR_HELP}")
+    if size is not None and size < 1:
+        raise UserError(f"the example input side must be positive, got {size}", "pass e.g. --size 224")
+    if descriptor.startswith(SMP_PREFIX):
+        return _smp(descriptor, size)
+    path, sep, factory = descriptor.rpartition(":")
+    if sep and path.endswith(".py"):
+        return _from_file(Path(path), factory, size)
+    return _zoo(descriptor, size)
+
+
+def _zoo(name: str, size: int | None) -> tuple[nn.Module, Tensor]:
+    import zoo
+
+    model = zoo.create_model(name)
+    return model, zoo.example_input(name, size=size or DEFAULT_SIZE)
+
+
+def _smp(descriptor: str, size: int | None) -> tuple[nn.Module, Tensor]:
+    parts = descriptor.split(":")
+    if len(parts) != 3 or not all(parts[1:]):
+        raise UserError(f"{descriptor!r} is not smp:ARCH:ENCODER", "write e.g. smp:unet:resnet18 or smp:fpn:mobilenet_v2")
+    _, arch, encoder = parts
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError as error:
+        raise UserError(
+            "segmentation_models_pytorch is not installed", "pip install 'indexnas[test]' (or segmentation-models-pytorch)"
+        ) from error
+    archs = {a.lower(): a for a in smp.MODEL_ARCHITECTURES_MAPPING} if hasattr(smp, "MODEL_ARCHITECTURES_MAPPING") else {}
+    if archs and arch.lower() not in archs:
+        raise UserError(f"unknown smp architecture {arch!r}", f"use one of: {', '.join(sorted(archs))}")
+    encoders = smp.encoders.get_encoder_names()
+    if encoder not in encoders and not encoder.startswith("tu-"):  # tu-NAME: any timm backbone
+        close = [e for e in encoders if encoder.lower() in e.lower()][:12]
+        hint = f"close names: {', '.join(close)}" if close else "see smp.encoders.get_encoder_names(), or tu-TIMMNAME"
+        raise UserError(f"unknown smp encoder {encoder!r}", hint)
+    try:
+        model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UserError(f"smp could not build {arch} over {encoder}: {error}", "try another encoder or architecture") from error
+    side = size or DEFAULT_SIZE
+    return model, torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
+
+
+def _from_file(path: Path, factory: str, size: int | None) -> tuple[nn.Module, Tensor]:
+    if not path.is_file():
+        raise UserError(f"no such file: {path}", "give path/to/file.py:factory with an existing file")
+    if not factory.isidentifier():
+        raise UserError(f"{factory!r} is not a function name", f"write it as {path}:make_model")
+    module_name = f"indexnas_user_{path.stem}_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look modules up here
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise UserError(f"importing {path} failed: {type(error).__name__}: {error}", "fix the file so it imports") from error
+    build = getattr(module, factory, None)
+    if not callable(build):
+        names = [n for n, v in vars(module).items() if inspect.isfunction(v) and v.__module__ == module_name]
+        raise UserError(f"{path} has no function {factory!r}", f"functions there: {', '.join(names) or 'none'}")
+    built = build()
+    model, example = built if isinstance(built, tuple) else (built, None)
+    if not isinstance(model, nn.Module):
+        raise UserError(f"{path}:{factory}() returned {type(model).__name__}, not an nn.Module",
+                        "return a model, or (model, example_input)")
+    if example is None:
+        side = size or DEFAULT_SIZE
+        example = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
+    elif size is not None:
+        raise UserError(f"{path}:{factory}() supplies its own example input; --size does not apply",
+                        "drop --size, or return only the model")
+    return model, example

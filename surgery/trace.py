@@ -1,0 +1,398 @@
+"""Trace a model with torch.fx into a graph with readable names, and check it against eager.
+
+While tracing, ``torch.jit.is_tracing``, ``torch.compiler.is_compiling`` and
+``torch.jit.isinstance(proxy, Tensor)`` answer True, so guards such as smp's input-shape check
+(skipped when tracing) and TorchScript-style type checks take their tracing branch instead of
+failing or silently dropping a branch. A graph is trusted only after it reproduced the eager
+output at the example size and at a second size (a graph can trace and still be wrong).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import difflib
+import operator
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import torch
+import torch.fx
+import torch.fx._symbolic_trace as fx_symbolic_trace
+from torch import Tensor, nn
+from torch.fx.passes.shape_prop import ShapeProp
+from torch.utils._pytree import tree_flatten
+
+from indexnas.errors import UserError
+from surgery import registry
+
+READABLE = "indexnas_name"  # node.meta key: the name a user recognises ("decoder.up3", "encoder.pool:2")
+
+
+class SurgeryTracer(torch.fx.Tracer):
+    """torch.fx tracer honouring the leaf registries; remembers which module a failure came from.
+
+    Given example inputs, a Python ``if`` on a traced *shape* (``if skip.shape[1] != 0``) is
+    answered with the example's value instead of failing; each such guard is recorded, and one
+    that reads a spatial size is flagged, because the graph then holds only for that size.
+    Conditions on tensor values are never guessed.
+    """
+
+    def __init__(self, example_inputs: tuple[Tensor, ...] | None = None) -> None:
+        super().__init__(autowrap_functions=registry.leaf_functions())
+        self.example_inputs = example_inputs
+        self.forced_leaves: set[type] = set()  # timm notrace classes that failed to trace through
+        self.guards: list[Guard] = []
+        self._interpreter: torch.fx.Interpreter | None = None
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if type(m) in self.forced_leaves or registry.leaf_reason(m) is not None:
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception as error:
+            if not hasattr(error, "_indexnas_module"):  # the innermost module wins
+                error._indexnas_module = (self.path_of_module(m), registry.class_path(type(m)))  # type: ignore[attr-defined]
+                error._indexnas_stack = []  # type: ignore[attr-defined]
+            error._indexnas_stack.append(m)  # type: ignore[attr-defined]  # innermost first
+            raise
+
+    def to_bool(self, obj: torch.fx.Proxy) -> bool:
+        reads = _shape_reads(obj.node)
+        if self.example_inputs is None or reads is None:
+            return super().to_bool(obj)  # raises: control flow on tensor values
+        value = bool(self._evaluate(obj.node))
+        dims = {self._dim(node, index) for node, index in reads}
+        scope = next(reversed(self.module_stack), "") if self.module_stack else ""
+        self.guards.append(Guard(scope, obj.node.format_node(), value, spatial=not dims <= {0, 1}))
+        return value
+
+    def iter(self, obj: torch.fx.Proxy) -> Iterator[Any]:
+        """Iterating a traced shape (``for d in x.shape[2:]``): its length is the example's rank."""
+        if self.example_inputs is None or _shape_reads(obj.node) is None:
+            return super().iter(obj)
+        value = self._evaluate(obj.node)
+        if not isinstance(value, (tuple, list)):
+            return super().iter(obj)
+        return iter([obj[i] for i in range(len(value))])
+
+    def _dim(self, node: torch.fx.Node, index: int | None) -> int:
+        """The dimension a shape read refers to (non-negative), or -1 for the whole shape."""
+        if index is None:
+            return -1
+        value = self._evaluate(node)  # the tensor (size(dim)) or its shape (shape[dim])
+        return index % (value.dim() if isinstance(value, Tensor) else len(value))
+
+    def _evaluate(self, target: torch.fx.Node) -> Any:
+        """The value of a node of the graph traced so far, on the example inputs (eval mode)."""
+        if self._interpreter is None:
+            self._interpreter = torch.fx.Interpreter(self.root, garbage_collect_values=False, graph=self.graph)
+            self._interpreter.args_iter = iter(self.example_inputs)
+        interpreter = self._interpreter
+        with _eager_modules(), eval_mode(self.root):
+            for node in self.graph.nodes:
+                if node not in interpreter.env:
+                    interpreter.env[node] = interpreter.run_node(node)
+                if node is target:
+                    break
+        return interpreter.env[target]
+
+
+@contextlib.contextmanager
+def _eager_modules() -> Iterator[None]:
+    """Undo torch.fx's patching of nn.Module call/getattr for a moment, so modules run eagerly."""
+    patched = (nn.Module.__call__, nn.Module.__getattr__)
+    nn.Module.__call__ = fx_symbolic_trace._orig_module_call  # type: ignore[method-assign]
+    nn.Module.__getattr__ = fx_symbolic_trace._orig_module_getattr  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.__call__, nn.Module.__getattr__ = patched  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A Python condition on a traced shape, answered from the example input while tracing."""
+
+    module: str  # qualified name of the module whose forward asked
+    condition: str  # the fx node that computes it
+    value: bool
+    spatial: bool  # reads H or W: the graph is specialised to the example's size
+
+
+_SHAPE_ATTRS = {"shape", "ndim"}
+_SHAPE_METHODS = {"size", "dim"}
+
+
+def _shape_reads(node: torch.fx.Node) -> list[tuple[torch.fx.Node, int | None]] | None:
+    """The (tensor node, dimension index or None for all) a condition reads, or None if it reads values."""
+    reads: list[tuple[torch.fx.Node, int | None]] = []
+    pending = [node]
+    seen: set[torch.fx.Node] = set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current.op == "call_function" and current.target is getattr and current.args[1] in _SHAPE_ATTRS:
+            shape_of = current.args[0]
+            if current.args[1] == "ndim":
+                continue
+            indices = [u.args[1] for u in current.users if u.target is operator.getitem]
+            if indices and all(isinstance(i, int) for i in indices) and len(indices) == len(current.users):
+                reads.extend((current, i) for i in indices)
+            else:
+                reads.append((shape_of, None))
+            continue
+        if current.op == "call_method" and current.target in _SHAPE_METHODS:
+            if current.target == "size":
+                dim = current.args[1] if len(current.args) > 1 else current.kwargs.get("dim")
+                reads.append((current.args[0], dim if isinstance(dim, int) else None))
+            continue
+        if current.op == "call_function" and getattr(current.target, "__module__", None) in ("_operator", "operator"):
+            pending.extend(current.all_input_nodes)
+            continue
+        if current.op == "call_function" and current.target in (builtins.len, builtins.min, builtins.max):
+            pending.extend(current.all_input_nodes)
+            continue
+        return None  # a tensor value, a placeholder or a module output: not a shape
+    return reads
+
+
+@contextlib.contextmanager
+def tracing_answers() -> Iterator[None]:
+    """Make tracing guards answer 'tracing' (see the module docstring)."""
+    saved = (torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance)
+    original_isinstance = torch.jit.isinstance
+
+    def jit_isinstance(obj: Any, target_type: Any) -> bool:
+        if isinstance(obj, torch.fx.Proxy) and target_type is Tensor:
+            return True
+        return original_isinstance(obj, target_type)
+
+    torch.jit.is_tracing = lambda: True
+    torch.compiler.is_compiling = lambda: True
+    torch.jit.isinstance = jit_isinstance
+    try:
+        yield
+    finally:
+        torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance = saved
+
+
+def trace(model: nn.Module, example_inputs: tuple[Tensor, ...] | None = None) -> torch.fx.GraphModule:
+    """Symbolically trace ``model`` in eval mode (no sizes baked in), with readable node names.
+
+    With ``example_inputs``, conditions on shapes are answered from them; the guards taken are
+    in ``gm.meta['indexnas_guards']``. A forward that reads ``self.training`` in Python (drop
+    connect, stochastic depth) is baked into the graph in the mode traced, so the model is also
+    traced in train mode: the modules whose code differs are in ``gm.meta['indexnas_train_only']``.
+    """
+    gm = _trace_in_mode(model, example_inputs, training=False)
+    train_gm = _trace_in_mode(model, example_inputs, training=True)
+    gm.meta["indexnas_train_only"] = _differing_scopes(gm, train_gm)
+    return gm
+
+
+def _trace_in_mode(model: nn.Module, example_inputs: tuple[Tensor, ...] | None, training: bool) -> torch.fx.GraphModule:
+    forced: set[type] = set()
+    while True:
+        tracer = SurgeryTracer(example_inputs)
+        tracer.forced_leaves = forced
+        try:
+            with module_mode(model, training), tracing_answers():
+                graph = tracer.trace(model)
+            break
+        except UserError:
+            raise
+        except Exception as error:
+            fallback = next((m for m in getattr(error, "_indexnas_stack", []) if registry.timm_leaf_fallback(m)
+                             and type(m) not in forced), None)
+            if fallback is None:
+                raise _trace_failure(model, error) from error
+            forced.add(type(fallback))  # timm says it is not traceable: keep it whole after all
+    gm = torch.fx.GraphModule(tracer.root, graph, class_name=type(model).__name__)
+    gm.meta["indexnas_guards"] = tracer.guards
+    gm.meta["indexnas_forced_leaves"] = sorted(registry.class_path(cls) for cls in forced)
+    _name_nodes(gm)
+    return gm
+
+
+def _scope(node: torch.fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    return next(reversed(stack.values()))[0] if stack else ""
+
+
+def _differing_scopes(first: torch.fx.GraphModule, second: torch.fx.GraphModule) -> list[str]:
+    """The modules (innermost) in which two traces of one model recorded different ops."""
+    def ops(gm: torch.fx.GraphModule) -> list[tuple[str, str, str]]:
+        return [(n.op, str(n.target), _scope(n)) for n in gm.graph.nodes]
+
+    a, b = ops(first), ops(second)
+    if a == b:
+        return []
+    scopes: dict[str, None] = {}
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag != "equal":
+            scopes.update((op[2] or "<root>", None) for op in [*a[i1:i2], *b[j1:j2]])
+    return list(scopes)
+
+
+def _trace_failure(model: nn.Module, error: Exception) -> UserError:
+    """A UserError naming the module and source line where tracing failed, and the registry fix."""
+    qualname, cls = getattr(error, "_indexnas_module", ("", registry.class_path(type(model))))
+    where = _user_frame(error.__traceback__)
+    line = f" at {where[0]}:{where[1]} in {where[2]}()" if where else ""
+    inside = f"module '{qualname}' ({cls})" if qualname else f"the model's own forward ({cls})"
+    problem = f"torch.fx could not trace {inside}{line}: {type(error).__name__}: {str(error).splitlines()[0]}"
+    if where and where[3]:  # a plain module-level function: wrapping it is the least invasive fix
+        fix = (
+            f"register the function as a leaf: surgery.registry.register_leaf_function({where[3]}, "
+            "'reads a traced value'); or mark the module a leaf (it then hides the downs/ups inside it): "
+            f"surgery.registry.register_leaf_module('{cls}', 'control flow on tensor values')"
+        )
+    elif qualname:
+        fix = (
+            f"mark it a leaf: surgery.registry.register_leaf_module('{cls}', 'control flow on tensor values') "
+            "(a leaf hides any downs/ups inside it from the pair finder)"
+        )
+    else:
+        fix = "move the data-dependent control flow into a submodule or function and register that as a leaf"
+    return UserError(problem, fix)
+
+
+def _user_frame(tb: TracebackType | None) -> tuple[str, int, str, str] | None:
+    """(file, line, function, dotted name if a module-level function) of the last frame outside torch."""
+    found = None
+    for frame, lineno in traceback.walk_tb(tb):
+        filename = frame.f_code.co_filename
+        if "/torch/" in filename or filename.endswith(__file__):
+            continue
+        name = frame.f_code.co_name
+        is_function = "self" not in frame.f_locals and callable(frame.f_globals.get(name))
+        dotted = f"{frame.f_globals.get('__name__', '?')}.{name}" if is_function else ""
+        found = (filename, lineno, name, dotted)
+    return found
+
+
+def _name_nodes(gm: torch.fx.GraphModule) -> None:
+    """Give each call node the name a user recognises: module path, or enclosing module + function."""
+    bases: dict[str, str] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            bases[node.name] = str(node.target)
+        elif node.op in ("call_function", "call_method"):
+            stack = node.meta.get("nn_module_stack") or {}
+            scope = next(reversed(stack.values()))[0] if stack else ""
+            op = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", node.name)
+            bases[node.name] = f"{scope}.{op}" if scope else op
+    counts = Counter(bases.values())
+    seen: Counter[str] = Counter()
+    for node in gm.graph.nodes:
+        base = bases.get(node.name)
+        if base is None:
+            node.meta[READABLE] = node.name
+            continue
+        node.meta[READABLE] = f"{base}:{seen[base]}" if counts[base] > 1 else base
+        seen[base] += 1
+
+
+@contextlib.contextmanager
+def module_mode(model: nn.Module, training: bool) -> Iterator[None]:
+    """Put the model in train or eval mode, restoring every submodule's own flag afterwards."""
+    flags = {module: module.training for module in model.modules()}
+    model.train(training)
+    try:
+        yield
+    finally:
+        for module, flag in flags.items():
+            module.training = flag
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run in eval mode without gradients, restoring every submodule's training flag afterwards."""
+    with module_mode(model, False), torch.no_grad():
+        yield
+
+
+def other_sizes(inputs: tuple[Tensor, ...]) -> list[tuple[Tensor, ...]]:
+    """Inputs at other spatial sizes to check a graph at, cheapest first: smaller by the largest
+    multiple of 32 up to half the size (keeping at least 64), then 32 larger. Steps of 32 keep
+    divisibility and parity, which size guards (``if h % 2``) and smp's checks depend on."""
+    if not all(isinstance(x, Tensor) and x.dim() == 4 for x in inputs):
+        return []
+    generator = torch.Generator().manual_seed(0)
+    side = min(min(x.shape[2:]) for x in inputs)
+    shrink = 32 * max(1, (side // 2) // 32)
+    deltas = ([-shrink] if side - shrink >= 64 else []) + [32]
+    return [
+        tuple(torch.randn(*x.shape[:2], x.shape[2] + d, x.shape[3] + d, generator=generator).to(x) for x in inputs)
+        for d in deltas
+    ]
+
+
+def propagate_and_check(model: nn.Module, gm: torch.fx.GraphModule, inputs: tuple[Tensor, ...]) -> list[str]:
+    """Record every node's output shape (``node.meta['tensor_meta']``) and check the graph against eager
+    at the example size and at one other size the model accepts.
+
+    Raises UserError when the traced graph disagrees with the eager model; returns warnings
+    (e.g. no second size could be checked because the model rejects them).
+    """
+    with eval_mode(model):
+        try:
+            expected = model(*inputs)
+        except Exception as error:
+            shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
+            raise UserError(
+                f"{type(model).__name__} fails on the example input {shapes} itself: {type(error).__name__}: {error!s:.200}",
+                "pass an input the model accepts (e.g. a larger --size, a multiple of 32)",
+            ) from error
+        got = ShapeProp(gm).propagate(*inputs)
+        _compare(model, expected, got, inputs)
+        rejected = []
+        for other in other_sizes(inputs):
+            try:
+                expected = model(*other)
+            except Exception as error:  # the model itself rejects this size: try the next
+                rejected.append(f"{tuple(other[0].shape)} ({type(error).__name__}: {error!s:.100})")
+                continue
+            _compare(model, expected, gm(*other), other)
+            return []
+    return [f"the graph was checked at the example size only: the eager model rejects {'; '.join(rejected)}"] if rejected else []
+
+
+def _compare(model: nn.Module, expected: Any, got: Any, inputs: tuple[Tensor, ...]) -> None:
+    want, _ = tree_flatten(expected)
+    have, _ = tree_flatten(got)
+    want = [t for t in want if isinstance(t, Tensor)]
+    have = [t for t in have if isinstance(t, Tensor)]
+    size = tuple(inputs[0].shape) if inputs else ()
+    name = type(model).__name__
+    fix = (
+        "some forward takes a branch under torch.fx that it does not take eagerly (e.g. isinstance or a "
+        "Python value read from a tensor); mark the module that contains it a leaf with "
+        "surgery.registry.register_leaf_module(Class, reason)"
+    )
+    if len(want) != len(have):
+        raise UserError(f"the traced graph of {name} returns {len(have)} tensors, eager returns {len(want)}", fix)
+    for index, (a, b) in enumerate(zip(want, have)):
+        if a.shape != b.shape:
+            raise UserError(
+                f"the traced graph of {name} disagrees with eager at input {size}: output {index} has shape "
+                f"{tuple(b.shape)}, eager {tuple(a.shape)}",
+                fix,
+            )
+        scale = max(1.0, float(a.abs().max())) if a.numel() and a.is_floating_point() else 1.0
+        if not torch.allclose(a, b, rtol=1e-4, atol=1e-5 * scale, equal_nan=True):
+            diff = float((a.double() - b.double()).abs().max())
+            raise UserError(
+                f"the traced graph of {name} disagrees with eager at input {size}: output {index} differs by {diff:.3g}",
+                fix,
+            )

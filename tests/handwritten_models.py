@@ -1,0 +1,264 @@
+"""Hand-written encoder-decoders in the styles found in the wild, for the pair-finder tests.
+
+Each is small (a few channels) and written the way people write them: module vs functional
+ops, max pooling with indices, transposed convolutions, ``size=skip.shape`` interpolation,
+a pooling module reused at every stage, residual blocks whose shortcut also downsamples,
+squeeze-and-excitation gates, channels-last blocks, pixel (un)shuffle, ASPP image pooling.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SegNetModules(nn.Module):
+    """SegNet with nn.MaxPool2d(return_indices=True) / nn.MaxUnpool2d modules and output_size."""
+
+    def __init__(self, widths: tuple[int, ...] = (8, 16, 32)) -> None:
+        super().__init__()
+        chans = (3, *widths)
+        self.enc = nn.ModuleList(conv_bn_relu(a, b) for a, b in zip(chans[:-1], chans[1:]))
+        self.pools = nn.ModuleList(nn.MaxPool2d(2, 2, return_indices=True) for _ in widths)
+        self.unpools = nn.ModuleList(nn.MaxUnpool2d(2, 2) for _ in widths)
+        self.dec = nn.ModuleList(conv_bn_relu(b, max(a, 8)) for a, b in reversed(list(zip(chans[:-1], chans[1:]))))
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        indices, sizes = [], []
+        for block, pool in zip(self.enc, self.pools):
+            x = block(x)
+            sizes.append(x.shape[-2:])
+            x, index = pool(x)
+            indices.append(index)
+        for block, unpool, index, size in zip(self.dec, reversed(self.unpools), reversed(indices), reversed(sizes)):
+            x = block(unpool(x, index, output_size=size))
+        return self.head(x)
+
+
+class SegNetFunctional(nn.Module):
+    """SegNet written with F.max_pool2d(return_indices=True) and F.max_unpool2d."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc1, self.enc2 = conv_bn_relu(3, 8), conv_bn_relu(8, 16)
+        self.dec2, self.dec1 = conv_bn_relu(16, 8), nn.Conv2d(8, 2, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        e1 = self.enc1(x)
+        p1, i1 = F.max_pool2d(e1, 2, 2, return_indices=True)
+        e2 = self.enc2(p1)
+        p2, i2 = F.max_pool2d(e2, 2, 2, return_indices=True)
+        d2 = self.dec2(F.max_unpool2d(p2, i2, 2, 2, output_size=e2.shape[-2:]))
+        return self.dec1(F.max_unpool2d(d2, i1, 2, 2, output_size=e1.shape[-2:]))
+
+
+class UNetSharedPool(nn.Module):
+    """The textbook UNet: one ``self.pool`` reused at every stage, F.interpolate(size=skip), concat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(2)
+        self.e1, self.e2, self.e3 = conv_bn_relu(3, 8), conv_bn_relu(8, 16), conv_bn_relu(16, 32)
+        self.d2, self.d1 = conv_bn_relu(48, 16), conv_bn_relu(24, 8)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.e1(x)
+        b = self.e2(self.pool(a))
+        c = self.e3(self.pool(b))
+        d = self.d2(torch.cat([F.interpolate(c, size=b.shape[-2:], mode="bilinear", align_corners=False), b], 1))
+        return self.head(self.d1(torch.cat([F.interpolate(d, size=a.shape[-2:]), a], 1)))
+
+
+class UpTransposed(nn.Module):
+    """milesial-style up block: ConvTranspose2d x2, pad to the skip's size, concat, conv."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
+        self.conv = conv_bn_relu(cin // 2 + cout, cout)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        x = self.up(x)
+        dy, dx = skip.size(2) - x.size(2), skip.size(3) - x.size(3)
+        x = F.pad(x, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
+        return self.conv(torch.cat([skip, x], dim=1))
+
+
+class UNetTransposed(nn.Module):
+    """UNet with stride-2 convolution downs and transposed-convolution ups (any input size)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, 8)
+        self.down1, self.down2 = conv_bn_relu(8, 16, stride=2), conv_bn_relu(16, 32, stride=2)
+        self.up2, self.up1 = UpTransposed(32, 16), UpTransposed(16, 8)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s0 = self.stem(x)
+        s1 = self.down1(s0)
+        s2 = self.down2(s1)
+        return self.up1(self.up2(s2, s1), s0)
+
+
+class ResidualDown(nn.Module):
+    """A ResNet basic block whose main path and shortcut both downsample (one transition)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, 2, bias=False), nn.BatchNorm2d(cout))
+        self.conv1 = conv_bn_relu(cin, cout, stride=2)
+        self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = self.shortcut(x)  # computed first: graph order does not decide the main path
+        return F.relu(self.conv2(self.conv1(x)) + shortcut)
+
+
+class SqueezeExcite(nn.Module):
+    """An SE gate: a global pool whose input size may equal an up's output size."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fc = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True))) * x
+
+
+class ResUNetSE(nn.Module):
+    """Residual downs with shortcuts, SE gates at every level, nn.Upsample ups added to skips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(conv_bn_relu(3, 8), SqueezeExcite(8))
+        self.layer1 = nn.Sequential(ResidualDown(8, 16), SqueezeExcite(16))
+        self.layer2 = nn.Sequential(ResidualDown(16, 32), SqueezeExcite(32))
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.lat2, self.lat1 = nn.Conv2d(32, 16, 1), nn.Conv2d(16, 8, 1)
+        self.head = nn.Conv2d(8, 1, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s0 = self.stem(x)
+        s1 = self.layer1(s0)
+        s2 = self.layer2(s1)
+        y = self.up(self.lat2(s2)) + s1
+        y = self.up(self.lat1(y)) + s0
+        return self.head(y)
+
+
+class StackedHourglass(nn.Module):
+    """Two hourglasses in sequence: each up pairs with its own hourglass's down, not the first one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, 8)
+        self.down_a, self.down_b = conv_bn_relu(8, 8, 2), conv_bn_relu(8, 8, 2)
+        self.mid_a, self.mid_b = conv_bn_relu(8, 8), conv_bn_relu(8, 8)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        x = x + F.interpolate(self.mid_a(self.down_a(x)), scale_factor=2.0)
+        return x + F.interpolate(self.mid_b(self.down_b(x)), scale_factor=2.0)
+
+
+class CompoundHead(nn.Module):
+    """Two x2 downs undone by one x4 bilinear up (compound), and a x4 patchify down undone by a x4 up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down1, self.down2 = conv_bn_relu(3, 8, 2), conv_bn_relu(8, 16, 2)
+        self.patchify = nn.Conv2d(3, 16, 4, stride=4)
+        self.head = nn.Conv2d(16, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = F.interpolate(self.down2(self.down1(x)), scale_factor=4.0, mode="bilinear", align_corners=False)
+        b = F.interpolate(self.patchify(x), scale_factor=4.0, mode="nearest")
+        return self.head(a + b)
+
+
+class PixelShuffleUNet(nn.Module):
+    """PixelUnshuffle down and PixelShuffle up (module form), and the functional pair."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, 4)
+        self.unshuffle, self.shuffle = nn.PixelUnshuffle(2), nn.PixelShuffle(2)
+        self.mid = conv_bn_relu(16, 16)
+        self.inner = conv_bn_relu(64, 64)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s0 = self.stem(x)
+        s1 = self.mid(self.unshuffle(s0))
+        s2 = self.inner(F.pixel_unshuffle(s1, 2))
+        y = F.pixel_shuffle(s2, 2) + s1
+        return self.shuffle(y) + s0
+
+
+class ChannelsLastEncoder(nn.Module):
+    """ConvNeXt-style blocks that permute to channels-last for LayerNorm + MLP, then back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 2, stride=2)
+        self.dw = nn.Conv2d(16, 16, 7, padding=3, groups=16)
+        self.norm = nn.LayerNorm(16)
+        self.mlp = nn.Linear(16, 16)
+        self.head = nn.Conv2d(16, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        y = self.dw(x).permute(0, 2, 3, 1)
+        y = self.mlp(self.norm(y)).permute(0, 3, 1, 2)
+        return F.interpolate(self.head(x + y), scale_factor=2.0)
+
+
+class ASPPNet(nn.Module):
+    """An ASPP-style image-pooling branch (global pool, 1x1 conv, upsample to the feature size)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = conv_bn_relu(3, 8, 2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.proj = nn.Conv2d(8, 8, 1)
+        self.head = nn.Conv2d(16, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        f = self.down(x)
+        image = F.interpolate(self.proj(self.pool(f)), size=f.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(self.head(torch.cat([f, image], 1)), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class SuperResolution(nn.Module):
+    """Upsamples its input: an up with nothing to invert."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = conv_bn_relu(3, 8)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.up(self.body(x))
+
+
+class TwoEncoders(nn.Module):
+    """Two input branches downsampled separately and fused: the up after fusion is ambiguous
+    unless it is concatenated with one branch's skip (``fuse_skip=True``)."""
+
+    def __init__(self, fuse_skip: bool) -> None:
+        super().__init__()
+        self.fuse_skip = fuse_skip
+        self.a0, self.b0 = conv_bn_relu(3, 8), conv_bn_relu(3, 8)
+        self.a1, self.b1 = conv_bn_relu(8, 8, 2), conv_bn_relu(8, 8, 2)
+        self.head = nn.Conv2d(16 if fuse_skip else 8, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = self.a0(x), self.b0(x)
+        up = F.interpolate(self.a1(a) + self.b1(b), scale_factor=2.0)
+        return self.head(torch.cat([up, a], 1) if self.fuse_skip else up)
