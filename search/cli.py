@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from search.settings import MODES, SAMPLERS, SearchSettings
 
 DEFAULT_RUNS = Path("runs")
 # The demo: a small denoising search that finishes on a 2-core CPU in about five minutes.
-DEMO = dict(task="denoise", model="dncnn_segnet", width=0.25, trials=20, budget_steps=150, batch_size=16,
+DEMO = dict(task="denoise", model="dncnn_segnet", width=0.25, budget_steps=150, batch_size=16,
             patch=40, sigma=25.0, lr=2e-3)
+DEMO_TRIALS = 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "from scikit-image), then write the study and an HTML report and print where they are.",
     )
     demo.add_argument("--out", default=str(DEFAULT_RUNS / "demo"), help="run directory (default runs/demo)")
-    demo.add_argument("--trials", type=int, default=DEMO["trials"], help=f"completed trials (default {DEMO['trials']})")
+    demo.add_argument("--trials", type=int, default=DEMO_TRIALS, help=f"completed trials (default {DEMO_TRIALS})")
     demo.set_defaults(handler=run_demo_command)
 
 
@@ -84,11 +86,13 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
 
 def _run(settings: SearchSettings, report: bool) -> int:
+    from optuna.trial import TrialState
+
     from search.study import run_search
     from search.summary import print_summary
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    logging.getLogger("optuna").setLevel(logging.ERROR)  # failed trials are logged once, by us, without a traceback
     start = time.perf_counter()
     study = run_search(settings)
     report_path = None
@@ -97,4 +101,10 @@ def _run(settings: SearchSettings, report: bool) -> int:
 
         report_path = write_report(study, settings.out_dir / "report", force=True)  # the study's own report, refreshed
     print_summary(study, settings, time.perf_counter() - start, report_path)
+    completed = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    if completed < settings.trials:
+        print(f"indexnas: error: the study stopped with {completed} of {settings.trials} completed trials\n"
+              "  fix: read the failed trials' reasons above (or in the report), fix the cause, and run the same "
+              "command again to resume", file=sys.stderr)
+        return 1
     return 0

@@ -88,7 +88,13 @@ def _from_file(path: Path, factory: str, size: int | None) -> tuple[nn.Module, T
     if not callable(build):
         names = [n for n, v in vars(module).items() if inspect.isfunction(v) and v.__module__ == module_name]
         raise UserError(f"{path} has no function {factory!r}", f"functions there: {', '.join(names) or 'none'}")
-    built = build()
+    try:
+        built = build()
+    except Exception as error:  # the user's factory: its failure is theirs to fix, not a traceback of ours
+        raise UserError(f"{path}:{factory}() raised {type(error).__name__}: {error}",
+                        "fix the factory so that it returns a model, or (model, example_input)") from error
+    if isinstance(built, tuple) and len(built) != 2:
+        raise UserError(f"{path}:{factory}() returned a tuple of {len(built)} items", "return a model, or (model, example_input)")
     model, example = built if isinstance(built, tuple) else (built, None)
     if not isinstance(model, nn.Module):
         raise UserError(f"{path}:{factory}() returned {type(model).__name__}, not an nn.Module",

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import gradcheck, gradgradcheck
 
+from indexnas import ops
 from indexnas.indexnet import IndexNet
 from indexnas.ops import index_maps, indexed_pool, indexed_upsample, normalize_regions, pad_to_odd, regions_to_map
 
@@ -52,9 +53,11 @@ def test_second_derivatives_match_finite_differences(maps):
     assert gradgradcheck(indexed_upsample, (d, index_map))
 
 
+@pytest.mark.parametrize("block_bytes", [ops.CPU_BLOCK_BYTES, 1], ids=["one block", "a block per channel"])
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("maps", MAP_CHANNELS)
-def test_values_and_gradients_equal_the_spec_formulas(size, maps):
+def test_values_and_gradients_equal_the_spec_formulas(size, maps, block_bytes, monkeypatch):
+    monkeypatch.setattr(ops, "CPU_BLOCK_BYTES", block_bytes)
     x, index_map, d = _tensors(size, MAP_CHANNELS[maps], dtype=torch.float32, seed=1)
     for op, spec, args in [(indexed_pool, _spec_pool, (x, index_map)), (indexed_upsample, _spec_upsample, (d, index_map))]:
         out, expected = op(*args), spec(*args)
