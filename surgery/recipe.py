@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from indexnas.atomic import atomic_save, atomic_write_bytes
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
 from surgery import compat, cost
@@ -55,24 +54,18 @@ def validate(recipe: object, source: str = "the recipe") -> dict[str, Any]:
     return recipe
 
 
-def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool) -> None:
+def _check_folder(path: str | os.PathLike) -> Path:
+    """The target as a Path; a missing folder raises UserError (recipes never create folders)."""
     target = Path(path)
     if not target.parent.exists():
         raise UserError(f"cannot write {target}: folder {target.parent} does not exist", "create it first")
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb" if binary else "w") as stream:
-            write(stream)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    return target
 
 
 def save(recipe: dict[str, Any], path: str | os.PathLike) -> None:
     """Write a recipe as JSON, atomically."""
     validate(recipe)
-    _atomic_write(path, lambda stream: stream.write(json.dumps(recipe, indent=2) + "\n"), binary=False)
+    atomic_write_bytes((json.dumps(recipe, indent=2) + "\n").encode("utf-8"), _check_folder(path))
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
@@ -115,4 +108,4 @@ def replay(
 
 def save_state_dict(model: nn.Module, path: str | os.PathLike) -> None:
     """Save a (rewritten) model's state_dict, atomically."""
-    _atomic_write(path, lambda stream: torch.save(model.state_dict(), stream), binary=True)
+    atomic_save(model.state_dict(), _check_folder(path))

@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from indexnas.errors import UserError
-from search.data import checks, folders
-from search.data.crops import cut, eval_length, eval_window, scaled_crop
+from search.data import folders
+from search.data.builders import CropOptions, crop_datasets, evaluation_crops
+from search.data.crops import scaled_crop
 from search.data.dataset import SampleDataset
 from search.data.images import as_grey, chw, read_cached, skimage_photo, to_unit
 
@@ -40,7 +42,6 @@ VAL_PHOTOS = ("camera", "coins", "coffee")
 DNCNN_SCALES = (1.0, 0.9, 0.8, 0.7)
 
 LAYOUT = "ROOT/*.png (clean images, e.g. BSD400); val_root=BSD68 or Set12, else a split"
-GreyImages = Callable[[int], np.ndarray]  # index -> HxW float32 image in [0, 1]
 
 
 def builtin(
@@ -54,21 +55,19 @@ def builtin(
     seed: int = 0,
 ) -> tuple[SampleDataset, SampleDataset]:
     """Noisy/clean pairs from 12 shipped photographs (train) and camera, coins, coffee (val)."""
+    std, scales = _noise(sigma, scales)
+    options = CropOptions.checked(patch, eval_size, multiple, seed)
     return _datasets(
-        train_images=_photo,
-        train_count=len(TRAIN_PHOTOS),
-        val_images=lambda i: _photo(len(TRAIN_PHOTOS) + i),
-        val_images_count=len(VAL_PHOTOS),
-        sigma=sigma,
-        patch=patch,
-        eval_size=eval_size,
-        val_count=val_count,
-        multiple=multiple,
+        TRAIN_PHOTOS,
+        VAL_PHOTOS,
+        _photo,
+        std=std,
         scales=scales,
+        options=options,
         train_size=train_size,
-        seed=seed,
+        val_count=val_count,
         keep_in_memory=True,
-        origin="built-in photographs",
+        what=f"denoise sigma={sigma:g} from built-in photographs",
     )
 
 
@@ -86,91 +85,75 @@ def from_folder(
     seed: int = 0,
 ) -> tuple[SampleDataset, SampleDataset]:
     """A folder of clean images (e.g. BSD400) for training; val_root (e.g. BSD68, Set12) or a split for val."""
-    train_files = folders.list_files(folders.existing_folder(root, "training images", LAYOUT), "training images")
-    if val_root is None:
-        train_files, val_files = folders.split(train_files, val_fraction, seed, "images")
-    else:
-        val_files = folders.list_files(
-            folders.existing_folder(val_root, "validation images", LAYOUT), "validation images"
-        )
-    folders.check_min_size(train_files, patch, "training patch")
-    folders.check_min_size(val_files, eval_size or multiple, "evaluation crop")
+    std, scales = _noise(sigma, scales)
+    options = CropOptions.checked(patch, eval_size, multiple, seed)
+    train_files, val_files = folders.train_val_split(
+        _images(root, "training images"),
+        val_root,
+        lambda folder: _images(folder, "validation images"),
+        val_fraction,
+        options.seed,
+        "images",
+    )
+    options.check_fits(train_files, val_files)
     return _datasets(
-        train_images=lambda i: _grey_file(train_files[i]),
-        train_count=len(train_files),
-        val_images=lambda i: _grey_file(val_files[i]),
-        val_images_count=len(val_files),
-        sigma=sigma,
-        patch=patch,
-        eval_size=eval_size,
-        val_count=val_count,
-        multiple=multiple,
+        train_files,
+        val_files,
+        _grey_file,
+        std=std,
         scales=scales,
+        options=options,
         train_size=train_size,
-        seed=seed,
+        val_count=val_count,
         keep_in_memory=False,
-        origin=f"folder {root}",
+        what=f"denoise sigma={sigma:g} from folder {root}",
     )
 
 
-def _datasets(
-    *,
-    train_images: GreyImages,
-    train_count: int,
-    val_images: GreyImages,
-    val_images_count: int,
-    sigma: float,
-    patch: int,
-    eval_size: int | None,
-    val_count: int,
-    multiple: int,
-    scales: Sequence[float],
-    train_size: int,
-    seed: int,
-    keep_in_memory: bool,
-    origin: str,
-) -> tuple[SampleDataset, SampleDataset]:
-    """Training and evaluation datasets over two sets of clean images (one mechanism for built-in and folders)."""
+def _noise(sigma: object, scales: object) -> tuple[np.float32, tuple[float, ...]]:
+    """Checked noise options: sigma (0-255 scale) as the std on the [0, 1] scale, and the training crop scales."""
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma <= 255:
         raise UserError(
             f"sigma must be a noise level in (0, 255] on the 0-255 scale, got {sigma!r}", "use 15, 25 or 50"
         )
-    patch = checks.require_int("patch", patch, 8)
-    eval_size = checks.optional_size("eval_size", eval_size, 8)
-    multiple = checks.require_int("multiple", multiple, 1)
-    seed = checks.require_int("seed", seed, 0)
-    scales = tuple(scales)
+    scales = tuple(scales)  # type: ignore[arg-type]
     if not scales or not all(isinstance(s, (int, float)) and 0 < s <= 1 for s in scales):
         raise UserError(f"scales must be numbers in (0, 1], got {scales!r}", "use e.g. (1.0, 0.9, 0.8, 0.7)")
-    std = np.float32(sigma / 255.0)
+    return np.float32(sigma / 255.0), scales
+
+
+def _datasets(
+    train_items: Sequence,
+    val_items: Sequence,
+    read: Callable[[Any], np.ndarray],
+    *,
+    std: np.float32,
+    scales: tuple[float, ...],
+    options: CropOptions,
+    train_size: object,
+    val_count: object,
+    keep_in_memory: bool,
+    what: str,
+) -> tuple[SampleDataset, SampleDataset]:
+    """Training and evaluation datasets over two sets of clean images (one mechanism for built-in and folders;
+    `read(item)` gives an HxW float32 image in [0, 1])."""
 
     def train_sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        image = train_images(int(rng.integers(train_count)))
-        clean = scaled_crop(image, patch, float(rng.choice(scales)), rng)
-        return _pair(clean, std, rng)
+        image = read(train_items[int(rng.integers(len(train_items)))])
+        return _pair(scaled_crop(image, options.patch, float(rng.choice(scales)), rng), std, rng)
 
-    def val_sample(index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        image = val_images(index % val_images_count)
-        return _pair(cut(image, eval_window(image.shape, eval_size, multiple, rng)), std, rng)
-
-    length = eval_length(val_images_count, eval_size, checks.require_int("val_count", val_count, 1))
-    what = f"denoise sigma={sigma:g} from {origin}"
-    train = SampleDataset(
+    return crop_datasets(
         train_sample,
-        checks.require_int("train_size", train_size, 1),
-        seed=None,
+        evaluation_crops(val_items, lambda item: (read(item),), lambda clean, rng: _pair(clean, std, rng), options),
+        len(val_items),
+        options,
+        train_size=train_size,
+        val_count=val_count,
         augmentation="dihedral",
-        description=f"{what}, {patch}x{patch} patches",
-    )
-    val = SampleDataset(
-        val_sample,
-        length,
-        seed=seed,
+        what=what,
         keep_in_memory=keep_in_memory,
-        same_size=eval_size is not None,
-        description=f"{what}, " + ("whole images" if eval_size is None else f"{eval_size}x{eval_size} crops"),
+        patches="patches",
     )
-    return train, val
 
 
 def _pair(clean: np.ndarray, std: np.float32, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -180,11 +163,16 @@ def _pair(clean: np.ndarray, std: np.float32, rng: np.random.Generator) -> dict[
 
 
 @functools.cache
-def _photo(index: int) -> np.ndarray:
-    """Built-in photograph `index` of TRAIN_PHOTOS + VAL_PHOTOS as a grey float image, cached."""
-    image = as_grey(to_unit(skimage_photo((TRAIN_PHOTOS + VAL_PHOTOS)[index])))
+def _photo(name: str) -> np.ndarray:
+    """A built-in photograph as a grey float image, cached."""
+    image = as_grey(to_unit(skimage_photo(name)))
     image.setflags(write=False)
     return image
+
+
+def _images(root: str | Path, what: str) -> list[Path]:
+    """The image files of a folder of clean images (`what`: training or validation images, for errors)."""
+    return folders.list_files(folders.existing_folder(root, what, LAYOUT), what)
 
 
 def _grey_file(path: Path) -> np.ndarray:

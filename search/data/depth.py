@@ -22,7 +22,15 @@ import numpy as np
 
 from indexnas.errors import UserError
 from search.data import checks, folders
-from search.data.crops import cut, eval_length, eval_window, random_window, scaled_crop
+from search.data.builders import (
+    CropOptions,
+    GeneratedOptions,
+    crop_datasets,
+    evaluation_crops,
+    generated_datasets,
+    training_crops,
+)
+from search.data.crops import cut, random_window, scaled_crop
 from search.data.dataset import SampleDataset
 from search.data.images import as_rgb, chw, read_cached, skimage_photo, stereo_motorcycle, to_unit
 
@@ -45,11 +53,9 @@ def builtin(
     seed: int = 0,
 ) -> tuple[SampleDataset, SampleDataset]:
     """Layered textured scenes for training; held-out-texture scenes or the real motorcycle for evaluation."""
-    patch = checks.require_int("patch", patch, 8)
-    eval_side = checks.optional_size("eval_size", eval_size, 8) or patch
+    options = GeneratedOptions.checked(patch, eval_size, seed)
     near, far = checks.require_range("depth_range", depth_range, 0.1, 1000.0)
     low, high = (int(v) for v in checks.require_range("layers", layers, 0, 64))
-    seed = checks.require_int("seed", seed, 0)
     val_count = checks.require_int("val_count", val_count, 1)
     if holdout not in HOLDOUTS:
         raise UserError(f"unknown depth holdout {holdout!r}", f"use one of: {', '.join(HOLDOUTS)}")
@@ -61,23 +67,11 @@ def builtin(
         return sample
 
     what = f"depth layered scenes {near:g}-{far:g} m"
-    train = SampleDataset(
-        sampler("train", patch),
-        checks.require_int("train_size", train_size, 1),
-        seed=None,
-        augmentation="hflip",
-        description=f"{what}, {patch}x{patch}",
+    train, val = generated_datasets(
+        sampler, options, train_size, val_count, augmentation="hflip", what=what, held_out="held-out textures"
     )
     if holdout == "motorcycle":
-        val = _motorcycle(eval_side, val_count, seed)
-    else:
-        val = SampleDataset(
-            sampler("val", eval_side),
-            val_count,
-            seed=seed,
-            keep_in_memory=True,
-            description=f"{what}, {eval_side}x{eval_side} held-out textures",
-        )
+        val = _motorcycle(options.eval_side, val_count, options.seed)
     return train, val
 
 
@@ -98,51 +92,32 @@ def from_folder(
     Depth maps are 16-bit PNGs (times `depth_scale`, default 0.001: millimetres to metres) or
     float .npy arrays (times `depth_scale`, default 1: already metres); 0 or non-finite is invalid.
     """
-    patch = checks.require_int("patch", patch, 8)
-    eval_size = checks.optional_size("eval_size", eval_size, 8)
-    multiple = checks.require_int("multiple", multiple, 1)
-    seed = checks.require_int("seed", seed, 0)
+    options = CropOptions.checked(patch, eval_size, multiple, seed)
     if depth_scale is not None and (
         isinstance(depth_scale, bool) or not isinstance(depth_scale, (int, float)) or depth_scale <= 0
     ):
         raise UserError(f"depth_scale must be a positive number, got {depth_scale!r}", "use e.g. 0.001 for millimetres")
-    train_pairs = _pairs(root)
-    if val_root is None:
-        train_pairs, val_pairs = folders.split(train_pairs, val_fraction, seed, "image/depth pairs")
-    else:
-        val_pairs = _pairs(val_root)
-    folders.check_min_size([rgb for rgb, _ in train_pairs], patch, "training patch")
-    folders.check_min_size([rgb for rgb, _ in val_pairs], eval_size or multiple, "evaluation crop")
+    train_pairs, val_pairs = folders.train_val_split(
+        _pairs(root), val_root, _pairs, val_fraction, options.seed, "image/depth pairs"
+    )
+    options.check_fits([rgb for rgb, _ in train_pairs], [rgb for rgb, _ in val_pairs])
 
     def read(pair: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray]:
         return as_rgb(read_cached(pair[0])), _read_depth(pair[1], depth_scale)
 
-    def train_sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        rgb, depth = read(train_pairs[int(rng.integers(len(train_pairs)))])
-        window = random_window(rgb.shape, patch, rng)
-        return {"image": chw(to_unit(cut(rgb, window))), "depth": chw(cut(depth, window))}
+    def finish(rgb: np.ndarray, depth: np.ndarray, _rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"image": chw(to_unit(rgb)), "depth": chw(depth)}
 
-    def val_sample(index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        rgb, depth = read(val_pairs[index % len(val_pairs)])
-        window = eval_window(rgb.shape, eval_size, multiple, rng)
-        return {"image": chw(to_unit(cut(rgb, window))), "depth": chw(cut(depth, window))}
-
-    what = f"depth folder {root}"
-    train = SampleDataset(
-        train_sample,
-        checks.require_int("train_size", train_size, 1),
-        seed=None,
+    return crop_datasets(
+        training_crops(train_pairs, read, finish, options.patch),
+        evaluation_crops(val_pairs, read, finish, options),
+        len(val_pairs),
+        options,
+        train_size=train_size,
+        val_count=val_count,
         augmentation="hflip",
-        description=f"{what}, {patch}x{patch} crops",
+        what=f"depth folder {root}",
     )
-    val = SampleDataset(
-        val_sample,
-        eval_length(len(val_pairs), eval_size, checks.require_int("val_count", val_count, 1)),
-        seed=seed,
-        same_size=eval_size is not None,
-        description=f"{what}, " + ("whole images" if eval_size is None else f"{eval_size}x{eval_size} crops"),
-    )
-    return train, val
 
 
 def _layered_scene(

@@ -6,7 +6,7 @@ folder fails at once with the offending file named instead of halfway through a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,20 @@ def split(items: list, val_fraction: float, seed: int, what: str) -> tuple[list,
     val = [items[i] for i in sorted(order[:n_val])]
     train = [items[i] for i in sorted(order[n_val:])]
     return train, val
+
+
+def train_val_split(
+    items: list,
+    val_root: str | Path | None,
+    read_val: Callable[[str | Path], list],
+    val_fraction: float,
+    seed: int,
+    what: str,
+) -> tuple[list, list]:
+    """(train, val): all `items` and read_val(val_root), or without val_root a seeded split of `items` (see split)."""
+    if val_root is None:
+        return split(items, val_fraction, seed, what)
+    return items, read_val(val_root)
 
 
 def _size(path: Path) -> tuple[int, int]:

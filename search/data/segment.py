@@ -18,7 +18,15 @@ import numpy as np
 
 from indexnas.errors import UserError
 from search.data import checks, folders
-from search.data.crops import cut, eval_length, eval_window, random_window, scaled_crop
+from search.data.builders import (
+    CropOptions,
+    GeneratedOptions,
+    crop_datasets,
+    evaluation_crops,
+    generated_datasets,
+    training_crops,
+)
+from search.data.crops import scaled_crop
 from search.data.dataset import SampleDataset
 from search.data.images import as_rgb, chw, read_cached, skimage_photo, to_unit
 from search.metrics import IGNORE_INDEX
@@ -39,10 +47,8 @@ def builtin(
     seed: int = 0,
 ) -> tuple[SampleDataset, SampleDataset]:
     """Texture mosaics of the six TEXTURE_CLASSES; `eval_size` None means evaluation mosaics of `patch` size."""
-    patch = checks.require_int("patch", patch, 8)
-    eval_side = checks.optional_size("eval_size", eval_size, 8) or patch
+    options = GeneratedOptions.checked(patch, eval_size, seed)
     low, high = (int(v) for v in checks.require_range("cells", cells, 1, 64))
-    seed = checks.require_int("seed", seed, 0)
 
     def sampler(part: str, side: int):
         def sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -50,24 +56,16 @@ def builtin(
 
         return sample
 
-    what = f"segment texture mosaics ({len(TEXTURE_CLASSES)} classes)"
-    train = SampleDataset(
-        sampler("train", patch),
-        checks.require_int("train_size", train_size, 1),
-        seed=None,
+    return generated_datasets(
+        sampler,
+        options,
+        train_size,
+        val_count,
         augmentation="dihedral",
+        what=f"segment texture mosaics ({len(TEXTURE_CLASSES)} classes)",
+        held_out="held-out textures",
         num_classes=len(TEXTURE_CLASSES),
-        description=f"{what}, {patch}x{patch}",
     )
-    val = SampleDataset(
-        sampler("val", eval_side),
-        checks.require_int("val_count", val_count, 1),
-        seed=seed,
-        keep_in_memory=True,
-        num_classes=len(TEXTURE_CLASSES),
-        description=f"{what}, {eval_side}x{eval_side} held-out textures",
-    )
-    return train, val
 
 
 def from_folder(
@@ -86,49 +84,32 @@ def from_folder(
 
     `num_classes` None reads every label map once to find the largest class id.
     """
-    patch = checks.require_int("patch", patch, 8)
-    eval_size = checks.optional_size("eval_size", eval_size, 8)
-    multiple = checks.require_int("multiple", multiple, 1)
-    seed = checks.require_int("seed", seed, 0)
-    train_pairs = _pairs(root)
-    if val_root is None:
-        train_pairs, val_pairs = folders.split(train_pairs, val_fraction, seed, "image/label pairs")
-    else:
-        val_pairs = _pairs(val_root)
-    folders.check_min_size([image for image, _ in train_pairs], patch, "training patch")
-    folders.check_min_size([image for image, _ in val_pairs], eval_size or multiple, "evaluation crop")
+    options = CropOptions.checked(patch, eval_size, multiple, seed)
+    train_pairs, val_pairs = folders.train_val_split(
+        _pairs(root), val_root, _pairs, val_fraction, options.seed, "image/label pairs"
+    )
+    options.check_fits([image for image, _ in train_pairs], [image for image, _ in val_pairs])
     if num_classes is None:
         num_classes = 1 + max(_largest_label(label) for _, label in train_pairs + val_pairs)
     num_classes = checks.require_int("num_classes", num_classes, 2)
 
-    def train_sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        image, label = _read_pair(train_pairs[int(rng.integers(len(train_pairs)))], num_classes)
-        window = random_window(image.shape, patch, rng)
-        return {"image": chw(to_unit(cut(image, window))), "label": cut(label, window).astype(np.int64)}
+    def read(pair: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray]:
+        return _read_pair(pair, num_classes)
 
-    def val_sample(index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        image, label = _read_pair(val_pairs[index % len(val_pairs)], num_classes)
-        window = eval_window(image.shape, eval_size, multiple, rng)
-        return {"image": chw(to_unit(cut(image, window))), "label": cut(label, window).astype(np.int64)}
+    def finish(image: np.ndarray, label: np.ndarray, _rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"image": chw(to_unit(image)), "label": label.astype(np.int64)}
 
-    what = f"segment folder {root} ({num_classes} classes)"
-    train = SampleDataset(
-        train_sample,
-        checks.require_int("train_size", train_size, 1),
-        seed=None,
+    return crop_datasets(
+        training_crops(train_pairs, read, finish, options.patch),
+        evaluation_crops(val_pairs, read, finish, options),
+        len(val_pairs),
+        options,
+        train_size=train_size,
+        val_count=val_count,
         augmentation="hflip",
+        what=f"segment folder {root} ({num_classes} classes)",
         num_classes=num_classes,
-        description=f"{what}, {patch}x{patch} crops",
     )
-    val = SampleDataset(
-        val_sample,
-        eval_length(len(val_pairs), eval_size, checks.require_int("val_count", val_count, 1)),
-        seed=seed,
-        same_size=eval_size is not None,
-        num_classes=num_classes,
-        description=f"{what}, " + ("whole images" if eval_size is None else f"{eval_size}x{eval_size} crops"),
-    )
-    return train, val
 
 
 def _mosaic(side: int, cell_count: int, textures: tuple[np.ndarray, ...], rng: np.random.Generator) -> dict:
