@@ -4,7 +4,7 @@ Each host is rewritten by ``surgery.rewrite.insert_indexnet`` with one variant a
 that allows it; every figure is a ratio against the plain host timed in the same run, the 16
 models interleaved round by round. Usage::
 
-    python benchmarks/bench_models.py                        # width 0.25 hosts, 1x C x128x128, CPU
+    python benchmarks/bench_models.py                        # width 0.25 hosts, 2 x C x 128 x 128, CPU
     python benchmarks/bench_models.py --hosts segnet --size 224 --width 1.0
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,7 +123,8 @@ def report_host(name: str, width: float, size: int, batch: int, reps: int) -> No
     if small:
         worst_train = max(train[v] / train["host"] for v in small)
         worst_infer = max(infer[v] / infer["host"] for v in small)
-        print(f"\nO2O shared/modelwise: at most {worst_train:.2f}x the host's training step, {worst_infer:.2f}x its inference")
+        print(f"\nO2O shared/modelwise: at most {worst_train:.2f}x the host's training step,", end=" ")
+        print(f"{worst_infer:.2f}x its inference")
 
 
 def main() -> int:
@@ -132,7 +132,7 @@ def main() -> int:
     parser.add_argument("--hosts", nargs="+", default=None, help=f"zoo models (default: all of {list_models()})")
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=2, help="2: train-mode BN needs more than one value per channel")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1: timed in process CPU time)")
     args = parser.parse_args()

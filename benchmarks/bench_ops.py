@@ -81,9 +81,6 @@ def build_cases(shape: tuple[int, ...], dtype: torch.dtype, device: str, compile
     depth_enc, depth_dec = learned(c)
     holo_enc, holo_dec = learned(1)
 
-    def pair(pool: Callable, up: Callable, enc: Tensor, dec: Tensor) -> Callable[[], Tensor]:
-        return lambda: up(pool(x, enc), dec)
-
     def ip_iu(x: Tensor, enc: Tensor, dec: Tensor) -> Tensor:
         return indexed_upsample(indexed_pool(x, enc), dec)
 
@@ -104,15 +101,10 @@ def build_cases(shape: tuple[int, ...], dtype: torch.dtype, device: str, compile
     pool_up_traffic = 4 * (x_b + p_b)  # each op reads one size and writes the other
     cases = [
         Case("max pool + unpool", max_baseline, (x,), grad_out, pool_up_traffic + 4 * idx_b),
-        Case("avg pool + nearest", lambda: F.interpolate(F.avg_pool2d(x, 2), scale_factor=2.0), (x,), grad_out, pool_up_traffic),
-        Case(
-            "avg pool + bilinear",
-            lambda: F.interpolate(F.avg_pool2d(x, 2), scale_factor=2.0, mode="bilinear"),
-            (x,),
-            grad_out,
-            pool_up_traffic,
-        ),
     ]
+    for mode in ("nearest", "bilinear"):
+        up = functools.partial(F.interpolate, scale_factor=2.0, mode=mode)
+        cases.append(Case(f"avg pool + {mode}", lambda up=up: up(F.avg_pool2d(x, 2)), (x,), grad_out, pool_up_traffic))
     suffix = " (compiled)" if compiled else ""
     for label, enc, dec, grads in [
         ("max maps (one-hot)", one_hot, one_hot, False),
@@ -123,7 +115,9 @@ def build_cases(shape: tuple[int, ...], dtype: torch.dtype, device: str, compile
         wrt = (x, enc, dec) if grads else (x,)
         run = functools.partial(ip_iu_run, x, enc, dec)
         cases.append(Case(f"IP+IU, {label}{suffix}", run, wrt, grad_out, ip_iu_traffic(enc, dec, grads)))
-    reference = pair(_reference_pool, _reference_upsample, depth_enc, depth_dec)
+    def reference() -> Tensor:
+        return _reference_upsample(_reference_pool(x, depth_enc), depth_dec)
+
     cases.append(Case("reference formula, depthwise maps", reference, (x, depth_enc, depth_dec), grad_out))
     return cases
 
@@ -205,7 +199,8 @@ def machine(device: str) -> str:
     except (OSError, subprocess.CalledProcessError):
         pass
     timing = "process CPU time" if clock(device) is time.process_time else "wall time"
-    text = f"CPU: {model}, {os.cpu_count()} cores, torch using {torch.get_num_threads()}; {timing}; torch {torch.__version__}"
+    threads = torch.get_num_threads()
+    text = f"CPU: {model}, {os.cpu_count()} cores, torch using {threads}; {timing}; torch {torch.__version__}"
     if device == "cuda":
         text += f"; GPU: {torch.cuda.get_device_name(0)} (peak {cuda_peak_bandwidth() / 1e9:.0f} GB/s)"
     return text
@@ -233,7 +228,8 @@ def report(shape_name: str, dtype: torch.dtype, device: str, reps: int, compiled
         if device == "cuda":
             bandwidth = case.traffic / fb
             row += [f"{peaks[case.name] / MB:.0f}", f"{peaks[case.name] / peaks[GOAL_BASELINE]:.2f}"]
-            row += [f"{bandwidth / 1e9:.0f}", f"{bandwidth / cuda_peak_bandwidth():.0%}"] if case.traffic else ["-", "-"]
+            fraction = f"{bandwidth / cuda_peak_bandwidth():.0%}"
+            row += [f"{bandwidth / 1e9:.0f}", fraction] if case.traffic else ["-", "-"]
         print("| " + " | ".join(row) + " |")
     print(f"\n(best of {reps}, interleaved; fwd+bwd ratio against each baseline; goal: IP+IU <= 1.3 x {GOAL_BASELINE})")
 

@@ -5,12 +5,17 @@ row/column lies outside every 2x2 region and has index 0. So IP floors like ``ma
 without ``ceil_mode``, and IU restores the original size with that row/column zero, as
 ``max_unpool2d(output_size=...)`` does. IP and IU are torch.fx leaf functions, so a traced
 model shows one readable node per operator; nothing here reads a Python int off a tensor.
+
+In eager mode IP and IU are autograd Functions: their kernels never build the nearest-upsampled
+feature, and they save for backward only the inputs and maps their gradients need (IU is IP's
+adjoint, so each backward is the other operator). While a graph is captured (torch.export,
+torch.compile, jit tracing) they take the spec's plain formulas, which every exporter understands.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TypeVar
 
 import torch
@@ -18,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 RATE = 2  # the paper's 2x2 region, stride 2
+CPU_BLOCK_BYTES = 2**21  # temporaries of the eager CPU kernels, per block of channels
 F_ = TypeVar("F_", bound=Callable[..., Tensor])
 
 
@@ -102,36 +108,58 @@ def _regions(t: Tensor, h: int, w: int) -> Tensor:
     return t[..., : RATE * h, : RATE * w].unflatten(-1, (w, RATE)).unflatten(-3, (h, RATE))
 
 
-def _pool_kernel(x: Tensor, enc_map: Tensor) -> Tensor:
-    """IP's eager kernel: add each region's two weighted rows, then its two columns.
+def _channel_blocks(channels: int, channel_bytes: int, device: torch.device) -> list[slice]:
+    """Blocks of channels whose temporaries take about ``CPU_BLOCK_BYTES``: on CPU they then stay in
+    cache and below malloc's mmap threshold (no page faults on every call); other devices take one."""
+    step = max(1, CPU_BLOCK_BYTES // max(channel_bytes, 1)) if device.type == "cpu" else max(channels, 1)
+    return [slice(start, min(start + step, channels)) for start in range(0, channels, step)]
 
-    Every loop runs over a contiguous inner dimension; the one temporary is half of ``X``'s size.
-    Half and bfloat16 inputs are summed in float32.
+
+def _block(t: Tensor, channels: slice) -> Tensor:
+    """Channels ``channels`` (dimension -5 of a region view) of ``t``, or all of a broadcast one."""
+    return t if t.shape[-5] == 1 else t[..., channels, :, :, :, :]
+
+
+def _pool_kernel(x: Tensor, enc_map: Tensor) -> Tensor:
+    """IP's eager kernel: per block of channels, add each region's two weighted rows, then its columns.
+
+    Every loop runs over a contiguous inner dimension. Half and bfloat16 inputs are summed in float32.
     """
     shape = torch.broadcast_shapes(x.shape, enc_map.shape)
     h, w = shape[-2] // RATE, shape[-1] // RATE
     dtype = torch.result_type(x, enc_map)
+    sum_dtype = torch.promote_types(dtype, torch.float32)
+    out = x.new_empty((*shape[:-2], h, w), dtype=dtype)
+    out_regions = out.unsqueeze(-2).unsqueeze(-1)  # (..., C, h, 1, w, 1): blocks index it like the inputs
     x_regions, map_regions = _regions(x, h, w), _regions(enc_map, h, w)
-    rows = x.new_empty((*shape[:-2], h, w, RATE), dtype=torch.promote_types(dtype, torch.float32))
-    torch.mul(x_regions[..., 0, :, :], map_regions[..., 0, :, :], out=rows)
-    rows.addcmul_(x_regions[..., 1, :, :], map_regions[..., 1, :, :])
-    return (rows[..., 0] + rows[..., 1]).to(dtype)
+    channel_bytes = out[..., 0, :, :].numel() * RATE * sum_dtype.itemsize
+    for channels in _channel_blocks(shape[-3], channel_bytes, x.device):
+        xs, maps = _block(x_regions, channels), _block(map_regions, channels)
+        rows = xs.new_empty(torch.broadcast_shapes(xs[..., 0, :, :].shape, maps[..., 0, :, :].shape), dtype=sum_dtype)
+        torch.mul(xs[..., 0, :, :], maps[..., 0, :, :], out=rows)
+        rows.addcmul_(xs[..., 1, :, :], maps[..., 1, :, :])
+        torch.add(rows[..., 0], rows[..., 1], out=_block(out_regions, channels)[..., 0, :, 0])
+    return out
 
 
 def _upsample_kernel(d: Tensor, dec_map: Tensor) -> Tensor:
-    """IU's eager kernel: one broadcast multiply writing the output's regions; the upsampled D never exists.
+    """IU's eager kernel: a broadcast multiply writing the output's regions; the upsampled D never exists.
 
-    On CPU, D is first repeated along the width (half the output's size) because CPU loops only
+    On CPU, each block of D's channels is first repeated along the width, because CPU loops only
     vectorise over a contiguous inner dimension; elsewhere the repeat stays a stride-0 view.
     """
     h, w = d.shape[-2:]
     height, width = RATE * h + dec_map.shape[-2] % RATE, RATE * w + dec_map.shape[-1] % RATE
     shape = torch.broadcast_shapes((*d.shape[:-2], height, width), dec_map.shape)
     out = d.new_empty(shape, dtype=torch.result_type(d, dec_map))
-    d_wide = d[..., None].expand(*d.shape, RATE)
-    if d.device.type == "cpu":
-        d_wide = d_wide.contiguous()
-    torch.mul(_regions(dec_map, h, w), d_wide[..., :, None, :, :], out=_regions(out, h, w))
+    out_regions, map_regions = _regions(out, h, w), _regions(dec_map, h, w)
+    d_regions = d.unsqueeze(-2).unsqueeze(-1)  # (..., C, h, 1, w, 1)
+    channel_bytes = d[..., 0, :, :].numel() * RATE * d.element_size()
+    for channels in _channel_blocks(shape[-3], channel_bytes, d.device):
+        d_wide = _block(d_regions, channels).expand(*[-1] * (d.dim() + 1), RATE)
+        if d.device.type == "cpu":
+            d_wide = d_wide.contiguous()
+        torch.mul(_block(map_regions, channels), d_wide, out=_block(out_regions, channels))
     out[..., RATE * h :, :] = 0  # the odd last row/column, outside every region
     out[..., :, RATE * w :] = 0
     return out
@@ -180,12 +208,14 @@ class _IndexedUpsample(torch.autograd.Function):
 
 
 def _pool(x: Tensor, enc_map: Tensor) -> Tensor:
+    """IP as the spec's formula while a graph is captured, else as the autograd Function."""
     if _traced():
         return F.avg_pool2d(x * enc_map, RATE) * float(RATE * RATE)
     return _IndexedPool.apply(x, enc_map)
 
 
 def _upsample(d: Tensor, dec_map: Tensor) -> Tensor:
+    """IU as the spec's formula while a graph is captured, else as the autograd Function."""
     if _traced():
         return pad_to_odd(F.interpolate(d, scale_factor=float(RATE), mode="nearest"), dec_map) * dec_map
     return _IndexedUpsample.apply(d, dec_map)

@@ -59,7 +59,8 @@ def test_second_derivatives_match_finite_differences(maps):
 def test_values_and_gradients_equal_the_spec_formulas(size, maps, block_bytes, monkeypatch):
     monkeypatch.setattr(ops, "CPU_BLOCK_BYTES", block_bytes)
     x, index_map, d = _tensors(size, MAP_CHANNELS[maps], dtype=torch.float32, seed=1)
-    for op, spec, args in [(indexed_pool, _spec_pool, (x, index_map)), (indexed_upsample, _spec_upsample, (d, index_map))]:
+    cases = [(indexed_pool, _spec_pool, (x, index_map)), (indexed_upsample, _spec_upsample, (d, index_map))]
+    for op, spec, args in cases:
         out, expected = op(*args), spec(*args)
         torch.testing.assert_close(out, expected)
         upstream = torch.randn_like(out)
