@@ -17,7 +17,7 @@ import optuna
 
 from indexnas.atomic import atomic_write_bytes
 from indexnas.errors import UserError
-from search.storage import mask_url, open_storage
+from search.storage import locate_storage, mask_url, open_storage
 
 RESULTS_FORMAT = "indexnas-results/1"  # the "format" field of a results file
 
@@ -43,20 +43,9 @@ class Results:
         }
 
 
-def _local_file(url: str) -> Path | None:
-    """The file a journal or SQLite URL names (None for a server URL), as `search.storage` reads it."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("", "journal", "file"):
-        return Path(url.split("://", 1)[1] if scheme else url).expanduser()
-    if scheme == "sqlite":
-        database = url.split("://", 1)[1]  # "/relative.db" or "//absolute.db"
-        return Path(database[1:]) if database.startswith("/") else None
-    return None
-
-
 def open_storage_readonly(url: str) -> optuna.storages.BaseStorage:
     """Open an existing study storage (`search.storage.open_storage`), refusing to create a new one."""
-    local = _local_file(url)
+    local = locate_storage(url).local_file
     if local is not None and not local.is_file():
         raise UserError(
             f"no study storage at {mask_url(url)!r} (file {local} does not exist)",

@@ -11,20 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from torch.utils.data import default_collate
 
 from indexnas.errors import UserError
-from reports.frame import METRIC_PREFIX
+from reports.frame import CHOICE_PREFIX, METRIC_PREFIX
 from reports.index_maps import plot_index_maps
 from reports.source import Results
 
 
 def best_checkpoint(frame: pd.DataFrame) -> pd.Series | None:
-    """The Pareto-optimal trial with the best primary metric whose checkpoint file exists here."""
+    """The Pareto-optimal trial with an IndexNet (not the bare host) and the best metric whose checkpoint is here."""
     kept = frame[frame["pareto"] & frame["checkpoint"].notna()]
-    kept = kept[[Path(p).is_file() for p in kept["checkpoint"]]]
+    kept = kept[kept["checkpoint"].map(lambda p: Path(p).is_file()).astype(bool)]
+    choices = kept[[c for c in frame.columns if c.startswith(CHOICE_PREFIX)]]
+    kept = kept[(choices.notna() & (choices != "keep")).any(axis=1)]  # the untouched host has no index maps
     if kept.empty:
         return None
     metric = METRIC_PREFIX + frame.attrs["primary_metric"]
@@ -43,12 +44,13 @@ def trained_index_maps(results: Results, frame: pd.DataFrame) -> tuple[Figure | 
     from search.settings import SearchSettings
     from search.tasks import get_task
     from surgery.recipe import replay
+    from zoo.checkpoint import read_checkpoint
 
     try:
         settings = SearchSettings(**stored)
         train_set, val_set = build_datasets(settings)
         host, example = load_host(settings, train_set)
-        saved = torch.load(trial["checkpoint"], map_location="cpu", weights_only=True)
+        saved = read_checkpoint(trial["checkpoint"])  # weights_only: a pickle with code in it is refused
         model, _ = replay(saved["recipe"], host, example, flops=False)
         model.load_state_dict(saved["state_dict"])
     except (UserError, TypeError, KeyError, OSError, RuntimeError) as error:

@@ -48,9 +48,10 @@ def load_host(settings: SearchSettings, train_set: Any) -> tuple[nn.Module, torc
             kwargs["width"] = settings.width
         model = zoo.create_model(settings.model, **kwargs)
         example = zoo.example_input(settings.model, size=settings.flops_size)
-    if example.shape[1] != task.in_channels:
-        raise UserError(f"{settings.model} takes {example.shape[1]}-channel input but the {settings.task} task feeds "
-                        f"{task.in_channels} channels",
+    if not isinstance(example, torch.Tensor) or example.dim() != 4 or example.shape[1] != task.in_channels:
+        shape = tuple(example.shape) if isinstance(example, torch.Tensor) else type(example).__name__
+        raise UserError(f"{settings.model} takes input {shape} but the {settings.task} task feeds "
+                        f"(batch, {task.in_channels}, height, width) images",
                         f"pick a model for {settings.task} (e.g. {_suggest(settings.task)}); a model file's factory "
                         "can return (model, example_input) to say what it takes")
     return model, example

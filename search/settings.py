@@ -10,6 +10,8 @@ from typing import Any
 from indexnas.errors import UserError
 
 SAMPLERS = ("tpe", "nsga2", "random")
+DEFAULT_HEARTBEAT_S = 10.0  # a running trial's worker records a heartbeat this often
+DEFAULT_GRACE_S = 60.0  # a trial without a heartbeat for this long is failed and queued again
 MODES = ("pool", "stride", "decoder")
 # Settings that define what a study's trials mean: resuming with other values would mix results.
 IDENTITY_FIELDS = ("task", "model", "mode", "width", "budget_steps", "budget_seconds", "data", "sigma", "patch",
@@ -45,6 +47,8 @@ class SearchSettings:
     flops_size: int = 224  # the paper measures GFLOPs at 224 x 224
     eval_size: int | None = None
     progress: bool = True
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_S
+    grace_period: float = DEFAULT_GRACE_S
 
     def __post_init__(self) -> None:
         positive = {"trials": self.trials, "budget_steps": self.budget_steps, "batch_size": self.batch_size,
@@ -60,6 +64,9 @@ class SearchSettings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got {value!r}")
+        if not 0 < self.heartbeat_interval < self.grace_period:
+            raise UserError(f"the heartbeat interval ({self.heartbeat_interval} s) must be positive and shorter than "
+                            f"the grace period ({self.grace_period} s)", "e.g. heartbeat_interval=10, grace_period=60")
         if self.lr <= 0 or not self.sigma > 0:
             raise UserError("--lr and --sigma must be positive")
         if not self.study or any(c in self.study for c in "/\\\n"):
