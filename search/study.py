@@ -32,6 +32,7 @@ from indexnas.errors import UserError
 from indexnas.spec import IndexSpec, paper_variants
 from search import space as search_space
 from search.settings import SearchSettings
+from search.summary import describe_choices
 from search.storage import StudyLock, locate_storage, mask_url, open_storage, study_lock
 
 log = logging.getLogger("indexnas.search")
@@ -150,6 +151,7 @@ def warm_start(settings: SearchSettings, task: Any, host: nn.Module, train_set: 
     if path.exists():
         return load_warm_host(path, settings, host)
     try:
+        log.info("training the host once (%d steps); every trial fine-tunes from its weights", settings.budget_steps)
         result = train_and_evaluate(host, task, train_set, val_set, train_config(settings, label="host"))
     except UserError:
         raise
@@ -389,6 +391,9 @@ class Objective:
             raise UserError(f"cannot write the checkpoint {path}: {error.strerror or error}",
                             "free disk space or fix the permissions of --out, then run the same command to resume") from None
         trial.set_user_attr("checkpoint", str(path))
+        log.info("trial %d (%s): %s %.4g, +%s parameters, %.3f GFLOPs, trained %.0f s", trial.number,
+                 trial.user_attrs.get("uniform") or describe_choices(trial.user_attrs["choices"]),
+                 ctx.task.primary_metric, metric, f"{cost['params_added']:,}", cost["gflops"], result.train_seconds)
         return float(metric), float(cost["params_added"]), float(cost["gflops"])
 
     def _over_budget(self, cost: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ def pareto_rows(study: optuna.Study) -> list[dict]:
         choices = trial.user_attrs.get("choices", {})
         rows.append({
             "trial": trial.number,
-            "config": trial.user_attrs.get("uniform") or _compact(choices),
+            "config": trial.user_attrs.get("uniform") or describe_choices(choices),
             metric: trial.values[0],
             "params_added": int(trial.values[1]),
             "gflops": trial.values[2],
@@ -28,7 +28,7 @@ def pareto_rows(study: optuna.Study) -> list[dict]:
     return rows
 
 
-def _compact(choices: dict[str, str]) -> str:
+def describe_choices(choices: dict[str, str]) -> str:
     """Mixed per-pair choices in pair order, e.g. 'm2o-nl | keep | o2o-shared'."""
     return " | ".join(choices.values()) if choices else "?"
 
