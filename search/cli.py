@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from search.settings import MODES, SAMPLERS, SearchSettings
@@ -85,16 +87,32 @@ def run_demo_command(args: argparse.Namespace) -> int:
     return _run(settings, report=True)
 
 
+@contextlib.contextmanager
+def progress_messages() -> Iterator[None]:
+    """Show the search's INFO messages on this command's stderr, for this command only."""
+    logger = logging.getLogger("indexnas")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
 def _run(settings: SearchSettings, report: bool) -> int:
     from optuna.trial import TrialState
 
     from search.study import run_search
     from search.summary import print_summary
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("optuna").setLevel(logging.ERROR)  # failed trials are logged once, by us, without a traceback
     start = time.perf_counter()
-    study = run_search(settings)
+    with progress_messages():
+        study = run_search(settings)
     report_path = None
     if report:
         from reports import write_report
