@@ -213,7 +213,6 @@ def report(shape_name: str, dtype: torch.dtype, device: str, reps: int, compiled
     times = time_cases(cases, device, reps)
     saved = {c.name: saved_bytes(c) for c in cases}
     peaks = {c.name: cuda_peak_bytes(c) for c in cases} if device == "cuda" else {}
-    goal_fb = times[GOAL_BASELINE][1]
     print(f"\n### {shape_name} {tuple(shape)}, {str(dtype).removeprefix('torch.')}, {device}\n")
     header = ["case", "fwd ms", "fwd+bwd ms"] + [f"x {b}" for b in BASELINES] + ["saved MB", "saved x max"]
     if device == "cuda":

@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
