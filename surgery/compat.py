@@ -233,7 +233,7 @@ def pair_options(
         mismatch = [
             f"{s.transition.name} reads {s.index_channels} channels but {what} has {c}"
             for s in pair_sites
-            for what, c in ((f"up {up.target}", up.out_channels), *(("a pooled feature", p) for p in s.pooled_channels))
+            for what, c in ((f"the up {up.target}", up.out_channels), *(("a pooled feature", p) for p in s.pooled_channels))
             if not widths_fit(s.index_channels, c, channel_fit)
         ]
         allowed = tuple(spec for spec in all_choices() if spec.keep or spec.holistic or not mismatch)

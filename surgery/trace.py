@@ -352,7 +352,8 @@ def propagate_and_check(model: nn.Module, gm: torch.fx.GraphModule, inputs: tupl
             shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
             raise UserError(
                 f"{type(model).__name__} fails on the example input {shapes} itself: {type(error).__name__}: {error!s:.200}",
-                "pass an input the model accepts (e.g. a larger --size, a multiple of 32)",
+                "pass an input the model accepts: the channels it expects, and a size it can take (--size); "
+                "a model file's factory can return (model, example_input)",
             ) from error
         got = ShapeProp(gm).propagate(*inputs)
         _compare(model, expected, got, inputs)

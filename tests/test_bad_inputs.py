@@ -209,7 +209,7 @@ def test_a_model_with_no_down_up_pairs(capsys, tmp_path, models):
 
 def test_a_choice_the_pair_cannot_take(capsys, models):
     err = cli_error(capsys, ["insert", f"{models}:widening", "--choice", "pool=o2o-shared"])
-    assert "pair 'pool' cannot take 'o2o-shared'" in err and "pool reads 8 channels but up up has 16" in err
+    assert "pair 'pool' cannot take 'o2o-shared'" in err and "pool reads 8 channels but the up up has 16" in err
     assert "choose one of: avg, hmi, holistic" in err
     with pytest.raises(UserError, match="cannot take 'm2o'"):
         insert_indexnet(*load_model(f"{models}:widening"), {"pool": "m2o"})

@@ -213,7 +213,7 @@ def test_depthwise_maps_need_the_decoder_to_have_the_encoder_width():
     strict = compat.pair_options(gm, report, "pool")
     depthwise_ok = {name for name, o in strict.items() if compat.IndexSpec("m2o") in o.allowed}
     assert depthwise_ok == {"encoder.stage1.pool"}  # pooled 8 channels at width 0.25 meet an 8-channel up
-    assert "reads 256 channels but up decoder.stage5.up.interpolate has 128" in strict["encoder.stage5.pool"].reason
+    assert "reads 256 channels but the up decoder.stage5.up.interpolate has 128" in strict["encoder.stage5.pool"].reason
     grouped = compat.pair_options(gm, report, "pool", "group")
     assert all(compat.IndexSpec("m2o") in o.allowed for o in grouped.values())
     rewritten, rep = insert_indexnet(model, _input(3, (64, 64)), "m2o", "pool", channel_fit="group", flops=False)
