@@ -315,11 +315,7 @@ def open_storage(url: str, heartbeat_interval: float = DEFAULT_HEARTBEAT_S,
     assert location.rdb_url is not None
     scheme = location.rdb_url.split("://", 1)[0]
     try:
-        with warnings.catch_warnings():  # heartbeats are experimental in Optuna's RDB storage since 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return HeartbeatRDBStorage(location.rdb_url, heartbeat_interval, grace_period,
-                                       heartbeat_stale_trial_callback=retry_stale_trial,
-                                       engine_kwargs=_engine_kwargs(scheme))
+        return _open_rdb(location.rdb_url, heartbeat_interval, grace_period, scheme)
     except ImportError:
         raise UserError(f"the database driver for {mask_url(url).split('://', 1)[0]!r} is not installed",
                         f"install it into the environment, e.g. pip install {_driver_hint(scheme)}") from None
@@ -327,6 +323,28 @@ def open_storage(url: str, heartbeat_interval: float = DEFAULT_HEARTBEAT_S,
         message = mask_url(str(error).splitlines()[0] if str(error) else type(error).__name__)
         raise UserError(f"cannot open storage {mask_url(url)!r}: {message}",
                         "check that the database server is running and the URL (host, port, user, database) is right") from None
+
+
+def _open_rdb(url: str, heartbeat_interval: float, grace_period: float, scheme: str) -> HeartbeatRDBStorage:
+    """Open (creating Optuna's tables on first use) an RDB storage.
+
+    Workers started together on a new database race to create the tables; the loser's CREATE
+    fails on a unique constraint, and by then the tables exist, so it tries once more.
+    """
+    import sqlalchemy.exc
+
+    def attempt() -> HeartbeatRDBStorage:
+        with warnings.catch_warnings():  # heartbeats are experimental in Optuna's RDB storage since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return HeartbeatRDBStorage(url, heartbeat_interval, grace_period,
+                                       heartbeat_stale_trial_callback=retry_stale_trial,
+                                       engine_kwargs=_engine_kwargs(scheme))
+
+    try:
+        return attempt()
+    except sqlalchemy.exc.IntegrityError:
+        time.sleep(0.5)
+        return attempt()
 
 
 def _engine_kwargs(scheme: str) -> dict:

@@ -68,7 +68,7 @@ def test_training_denoises_better_than_doing_nothing() -> None:
     predicts_no_noise = nn.Conv2d(1, 1, 1, bias=False)
     nn.init.zeros_(predicts_no_noise.weight)
     nothing = evaluate(predicts_no_noise, task, val)
-    result = train_and_evaluate(model, task, train, val, _quick(steps=60, batch_size=8, lr=3e-3))
+    result = train_and_evaluate(model, task, train, val, _quick(steps=60, batch_size=8, lr=3e-3, schedule="constant"))
     assert nothing["psnr"] == pytest.approx(20.2, abs=0.3)  # noisy input at sigma 25: 20*log10(255/25)
     assert result.metrics["psnr"] > nothing["psnr"] + 1.0
     assert np.mean(result.losses[-10:]) < np.mean(result.losses[:10])
@@ -146,3 +146,19 @@ def test_cuda_mixed_precision_run(task_name: str) -> None:
     )
     assert result.device.startswith("cuda") and result.amp in ("bf16", "fp16")
     assert all(math.isfinite(value) for value in result.metrics.values())
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_budget() -> None:
+    from search.train import SCHEDULES, _budget_fraction
+
+    cosine = SCHEDULES["cosine"]
+    assert cosine(0.0) == 1.0 and cosine(0.5) == pytest.approx(0.5) and cosine(1.0) == pytest.approx(0.0)
+    assert SCHEDULES["constant"](0.9) == 1.0
+    config = TrainConfig(steps=100, seconds=10.0)
+    assert _budget_fraction(25, 5.0, config) == 0.5  # the larger of the two fractions: seconds here
+    assert _budget_fraction(75, 5.0, config) == 0.75
+
+
+def test_an_unknown_schedule_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="schedule"):
+        TrainConfig(schedule="linear")
