@@ -11,15 +11,13 @@ multiply-add: half its total must equal fvcore's convolution/matmul part exactly
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.fx
-import torch.nn.functional as F
 import warnings
 from torch import Tensor, nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
@@ -32,6 +30,7 @@ with warnings.catch_warnings():  # fvcore calls torch.jit.script at import, depr
     from fvcore.nn import FlopCountAnalysis
     from fvcore.nn.jit_handles import elementwise_flop_counter
 from surgery.trace import eval_mode
+from zoo.measure import jit_traceable_unpooling
 
 # The paper's "GFLOPs" are multiply-adds in units of 2**30 (its Tables 5-7 match fvcore / 2**30).
 PAPER_GFLOP = float(2**30)
@@ -66,25 +65,6 @@ class FlopCount:
         return sum(v for k, v in self.by_operator.items() if k in MATMUL_OPS)
 
 
-@contextlib.contextmanager
-def _traced_unpool_sizes() -> Iterator[None]:
-    """Let max unpooling take ``output_size=x.shape[-2:]`` under jit tracing (fvcore traces with it).
-
-    Traced sizes are 0-d tensors there, and torch's size check insists on Python bools; the check
-    is only relaxed while counting (the sizes are still checked by the eager runs).
-    """
-    original = F._check_unpool_output_size
-
-    def check(output_size: list, dim: int) -> None:
-        original([int(s) for s in output_size], dim)
-
-    F._check_unpool_output_size = check
-    try:
-        yield
-    finally:
-        F._check_unpool_output_size = original
-
-
 def as_inputs(inputs: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """A model's positional inputs as a tuple (one tensor or a tuple of them)."""
     return inputs if isinstance(inputs, tuple) else (inputs,)
@@ -97,7 +77,7 @@ def fvcore_flops(model: nn.Module, inputs: Tensor | tuple[Tensor, ...]) -> FlopC
     level = fvcore_log.level
     fvcore_log.setLevel(logging.ERROR)
     try:
-        with eval_mode(model), _traced_unpool_sizes():
+        with eval_mode(model), jit_traceable_unpooling():
             analysis = FlopCountAnalysis(model, inputs).set_op_handle(**EXTRA_HANDLES)
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             analysis.tracer_warnings("none")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import types
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -31,27 +30,23 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _unpool_with_int_size(self: nn.MaxUnpool2d, x, indices, output_size=None):
-    if output_size is not None:
-        output_size = [int(s) for s in output_size]  # jit tracing hands sizes over as tensors
-    return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
-
-
 @contextlib.contextmanager
-def jit_traceable_unpooling(model: nn.Module) -> Iterator[None]:
-    """Let torch.jit.trace (which fvcore uses) run nn.MaxUnpool2d(output_size=x.shape[-2:]).
+def jit_traceable_unpooling() -> Iterator[None]:
+    """Let torch.jit.trace (which fvcore uses) run max unpooling with ``output_size=x.shape[-2:]``.
 
-    Under jit tracing, sizes are 0-d tensors and torch's unpool size check rejects them; this
-    converts them to ints for the duration (the trace is only used for counting at one size).
+    Traced sizes are 0-d tensors there, and torch's unpool size check insists on Python bools; the
+    check is relaxed (sizes made ints) only while counting, for module and functional unpooling alike.
     """
-    patched = [m for m in model.modules() if isinstance(m, nn.MaxUnpool2d)]
-    for module in patched:
-        module.forward = types.MethodType(_unpool_with_int_size, module)
+    original = F._check_unpool_output_size
+
+    def check(output_size: list, dim: int) -> None:
+        original([int(s) for s in output_size], dim)
+
+    F._check_unpool_output_size = check
     try:
         yield
     finally:
-        for module in patched:
-            del module.forward
+        F._check_unpool_output_size = original
 
 
 def fvcore_flops(model: nn.Module, inputs: torch.Tensor | tuple) -> FlopCountAnalysis:
@@ -67,7 +62,7 @@ def fvcore_flops(model: nn.Module, inputs: torch.Tensor | tuple) -> FlopCountAna
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with jit_traceable_unpooling(model), warnings.catch_warnings(), torch.no_grad():
+        with jit_traceable_unpooling(), warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             analysis.total()  # runs the trace once; later queries reuse it
     finally:
