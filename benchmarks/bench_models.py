@@ -1,6 +1,6 @@
 """Model benchmark: training-step and inference time of each zoo host with each of the 15 IndexNet variants.
 
-Each host is rewritten by ``surgery.rewrite.insert_indexnet`` with one variant at every pair
+Each host is rewritten by ``indexnas.surgery.rewrite.insert_indexnet`` with one variant at every pair
 that allows it; every figure is a ratio against the plain host timed in the same run, the 16
 models interleaved round by round. Usage::
 
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from bench_ops import clock, machine  # noqa: E402
 from indexnas.errors import UserError  # noqa: E402
 from indexnas.spec import paper_variants  # noqa: E402
-from surgery.rewrite import insert_indexnet  # noqa: E402
-from zoo import create_model, example_input, list_models  # noqa: E402
+from indexnas.surgery.rewrite import insert_indexnet  # noqa: E402
+from indexnas.zoo import create_model, example_input, list_models  # noqa: E402
 
 MODES = ("pool", "stride")  # tried in this order: the first that rewrites at least one pair
 SMALL_FAMILIES = ("o2o-shared", "o2o-modelwise")  # the paper's "negligible" extra cost

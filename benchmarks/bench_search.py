@@ -1,6 +1,6 @@
 """Search vs the paper's grid: hypervolume of (PSNR up, Delta params down) at an equal number of trained trials.
 
-All arms run the demo's denoising search (`search.cli.DEMO`: dncnn_segnet at width 0.25, built-in data)
+All arms run the demo's denoising search (`indexnas.search.cli.DEMO`: dncnn_segnet at width 0.25, built-in data)
 in this process, on ONE warm-started host trained once and shared, with the same data and training seed:
   G    the paper's grid alone: the untouched host and the 15 uniform configurations (16 trials)
   S    the host and then TPE trials up to the same 16 (multi-objective, multivariate, grouped),
@@ -44,18 +44,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from indexnas.atomic import atomic_write_bytes  # noqa: E402
 from indexnas.errors import UserError  # noqa: E402
 from indexnas.spec import IndexSpec, paper_variants  # noqa: E402
-from reports import hypervolume_2d, hypervolume_curve, pareto_mask, results_from_study, trials_frame  # noqa: E402
-from reports.frame import CHOICE_PREFIX, METRIC_PREFIX  # noqa: E402
-from reports.hypervolume import PARAMS_REFERENCE_MARGIN, log_params  # noqa: E402
-from search import space as search_space  # noqa: E402
-from search.cli import DEMO  # noqa: E402
-from search.host import rewrite  # noqa: E402
-from search.settings import SearchSettings  # noqa: E402
-from search.study import (  # noqa: E402
+from indexnas.reports import hypervolume_2d, hypervolume_curve, pareto_mask, results_from_study, trials_frame  # noqa: E402
+from indexnas.reports.frame import CHOICE_PREFIX, METRIC_PREFIX  # noqa: E402
+from indexnas.reports.hypervolume import PARAMS_REFERENCE_MARGIN, log_params  # noqa: E402
+from indexnas.search import space as search_space  # noqa: E402
+from indexnas.search.cli import DEMO  # noqa: E402
+from indexnas.search.host import rewrite  # noqa: E402
+from indexnas.search.settings import SearchSettings  # noqa: E402
+from indexnas.search.study import (  # noqa: E402
     Objective, SearchContext, TrialFailure, counts, keep_pareto_checkpoints, make_sampler, next_step, open_study,
     prepare, settings_storage, train_config,
 )
-from search.train import train_and_evaluate  # noqa: E402
+from indexnas.search.train import train_and_evaluate  # noqa: E402
 
 GRID_TRIALS = 16  # the untouched host + the paper's 15 uniform configurations
 # --quick: every arm and code path, at a few training steps on small evaluation crops.
@@ -123,8 +123,8 @@ def arm_context(context: SearchContext, name: str, trials: int, paper_grid: bool
 def run_trials(context: SearchContext, name: str, trials: int, paper_grid: bool, sampler_seed: int) -> optuna.Study:
     """Create (or resume) one arm's study and run it to ``trials`` completed trials, printing each one.
 
-    The trials are `search.study.Objective`'s, as `indexnas search` runs them, but the loop is this one:
-    `search.study.work` re-seeds the sampler per call from the study's process count, and the arms need
+    The trials are `indexnas.search.study.Objective`'s, as `indexnas search` runs them, but the loop is this one:
+    `indexnas.search.study.work` re-seeds the sampler per call from the study's process count, and the arms need
     their own sampler seeds.
     """
     ctx = arm_context(context, name, trials, paper_grid)

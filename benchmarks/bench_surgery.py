@@ -28,10 +28,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
-from surgery.detect import detect  # noqa: E402
-from surgery.loading import load_model  # noqa: E402
-from surgery.pairing import pair_ups  # noqa: E402
-from surgery.trace import eval_mode, propagate_and_check, trace  # noqa: E402
+from indexnas.surgery.detect import detect  # noqa: E402
+from indexnas.surgery.loading import load_model  # noqa: E402
+from indexnas.surgery.pairing import pair_ups  # noqa: E402
+from indexnas.surgery.trace import eval_mode, propagate_and_check, trace  # noqa: E402
 
 DEFAULT_MODELS = (
     "segnet", "dncnn_segnet", "fastdepth", "fastdepth_p", "matting", "timm:resnet18", "timm:convnext_atto",
@@ -62,7 +62,7 @@ def bench(descriptor: str, size: int, repeats: int, rewrite: str | None, mode: s
         times["check"].append(_seconds(lambda: propagate_and_check(model, gm, inputs)))
         times["pair"].append(_seconds(lambda: pair_ups(gm, detect(gm))))
         if rewrite:
-            from surgery.rewrite import insert_indexnet
+            from indexnas.surgery.rewrite import insert_indexnet
 
             times["rewrite"].append(_seconds(lambda: insert_indexnet(model, example, rewrite, mode=mode, flops=False)))
     return {k: statistics.median(v) for k, v in times.items() if v}

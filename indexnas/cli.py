@@ -18,10 +18,10 @@ from indexnas.errors import UserError
 # Which package owns which sub-commands; the order is the order in `indexnas --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "indexnas.commands",  # variants
-    "zoo.cli",  # models
-    "surgery.cli",  # pairs, insert, table
-    "search.cli",  # search, demo
-    "reports.cli",  # report
+    "indexnas.zoo.cli",  # models
+    "indexnas.surgery.cli",  # pairs, insert, table
+    "indexnas.search.cli",  # search, demo
+    "indexnas.reports.cli",  # report
 )
 
 

@@ -4,14 +4,14 @@
 for comparing searches (`hypervolume_2d`, `hypervolume_curve`).
 """
 
-from reports.frame import trials_frame
-from reports.index_maps import collect_index_maps, plot_index_maps
-from reports.hypervolume import hypervolume_curve
-from reports.pareto import hypervolume_2d, pareto_mask
-from reports.plots import plot_hypervolume, plot_pareto_choices, plot_tradeoff
-from reports.report import write_report
-from reports.source import Results, load_results, load_study, results_from_study, save_results
-from reports.table import paper_table, render_table
+from indexnas.reports.frame import trials_frame
+from indexnas.reports.index_maps import collect_index_maps, plot_index_maps
+from indexnas.reports.hypervolume import hypervolume_curve
+from indexnas.reports.pareto import hypervolume_2d, pareto_mask
+from indexnas.reports.plots import plot_hypervolume, plot_pareto_choices, plot_tradeoff
+from indexnas.reports.report import write_report
+from indexnas.reports.source import Results, load_results, load_study, results_from_study, save_results
+from indexnas.reports.table import paper_table, render_table
 
 __all__ = [
     "Results",

@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from reports.report import write_report
-    from reports.source import load_results, load_study
+    from indexnas.reports.report import write_report
+    from indexnas.reports.source import load_results, load_study
 
     if args.results:
         if args.storage:

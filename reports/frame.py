@@ -18,8 +18,8 @@ import pandas as pd
 
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
-from reports.pareto import pareto_mask
-from reports.source import Results
+from indexnas.reports.pareto import pareto_mask
+from indexnas.reports.source import Results
 
 COST_COLUMNS = ("params_added", "params_total", "gflops", "gflops_added", "latency_ms", "train_seconds", "steps")
 RUN_COLUMNS = ("device", "worker", "failure_kind", "failure_message", "checkpoint",

@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 
 from indexnas import __version__
-from reports.frame import CHOICE_PREFIX, METRIC_PREFIX, choice_columns, metric_columns
-from reports.plots import EncodedFigure
-from reports.source import Results
-from reports.table import render_table
+from indexnas.reports.frame import CHOICE_PREFIX, METRIC_PREFIX, choice_columns, metric_columns
+from indexnas.reports.plots import EncodedFigure
+from indexnas.reports.source import Results
+from indexnas.reports.table import render_table
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from indexnas.errors import UserError
-from reports.frame import METRIC_PREFIX
-from reports.pareto import hypervolume_2d
+from indexnas.reports.frame import METRIC_PREFIX
+from indexnas.reports.pareto import hypervolume_2d
 
 # The reference point's Delta-params coordinate sits this far (in log10 units, x1.26) beyond the most
 # expensive complete trial, so that trial still adds volume when it has the best metric.

@@ -14,9 +14,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from indexnas.spec import IndexSpec, all_choices
-from reports.frame import CHOICE_PREFIX, HOST, METRIC_PREFIX, choice_columns
-from reports.hypervolume import hypervolume_curve
-from reports.pareto import pareto_mask
+from indexnas.reports.frame import CHOICE_PREFIX, HOST, METRIC_PREFIX, choice_columns
+from indexnas.reports.hypervolume import hypervolume_curve
+from indexnas.reports.pareto import pareto_mask
 
 # One colour per learned family (tab10), so a family's L / NL / NL+C points read as one group.
 FAMILY_COLOURS = {

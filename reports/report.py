@@ -17,13 +17,13 @@ from matplotlib.figure import Figure
 
 from indexnas.atomic import atomic_write_bytes
 from indexnas.errors import UserError
-from reports.frame import METRIC_PREFIX, trials_frame
-from reports.html import render_html
-from reports.hypervolume import PARAMS_REFERENCE_MARGIN
-from reports.plots import EncodedFigure, encode, plot_hypervolume, plot_pareto_choices, plot_tradeoff
-from reports.source import Results, results_from_study, save_results
-from reports.table import paper_table, render_table
-from reports.trained import trained_index_maps
+from indexnas.reports.frame import METRIC_PREFIX, trials_frame
+from indexnas.reports.html import render_html
+from indexnas.reports.hypervolume import PARAMS_REFERENCE_MARGIN
+from indexnas.reports.plots import EncodedFigure, encode, plot_hypervolume, plot_pareto_choices, plot_tradeoff
+from indexnas.reports.source import Results, results_from_study, save_results
+from indexnas.reports.table import paper_table, render_table
+from indexnas.reports.trained import trained_index_maps
 
 TABLE_FILES = {"csv": "table.csv", "markdown": "table.md", "latex": "table.tex"}
 FIGURES = "figures"

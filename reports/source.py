@@ -17,7 +17,7 @@ import optuna
 
 from indexnas.atomic import atomic_write_bytes
 from indexnas.errors import UserError
-from search.storage import locate_storage, mask_url, open_storage
+from indexnas.search.storage import locate_storage, mask_url, open_storage
 
 RESULTS_FORMAT = "indexnas-results/1"  # the "format" field of a results file
 
@@ -44,7 +44,7 @@ class Results:
 
 
 def open_storage_readonly(url: str) -> optuna.storages.BaseStorage:
-    """Open an existing study storage (`search.storage.open_storage`), refusing to create a new one."""
+    """Open an existing study storage (`indexnas.search.storage.open_storage`), refusing to create a new one."""
     local = locate_storage(url).local_file
     if local is not None and not local.is_file():
         raise UserError(

@@ -17,8 +17,8 @@ import pandas as pd
 
 from indexnas.errors import UserError
 from indexnas.spec import BASELINE_FAMILIES, IndexSpec, paper_variants
-from surgery.cost_table import FAMILY_BLOCKS, PAPER_TABLES, DeltaStyle, format_delta, format_params
-from reports.frame import HOST, METRIC_PREFIX, choice_columns, metric_columns
+from indexnas.surgery.cost_table import FAMILY_BLOCKS, PAPER_TABLES, DeltaStyle, format_delta, format_params
+from indexnas.reports.frame import HOST, METRIC_PREFIX, choice_columns, metric_columns
 
 BASELINES, MIXED = "Baselines", "Best mixed Pareto trials"
 FORMATS = ("csv", "markdown", "latex", "html")

@@ -15,9 +15,9 @@ from matplotlib.figure import Figure
 from torch.utils.data import default_collate
 
 from indexnas.errors import UserError
-from reports.frame import CHOICE_PREFIX, METRIC_PREFIX
-from reports.index_maps import plot_index_maps
-from reports.source import Results
+from indexnas.reports.frame import CHOICE_PREFIX, METRIC_PREFIX
+from indexnas.reports.index_maps import plot_index_maps
+from indexnas.reports.source import Results
 
 
 def best_checkpoint(frame: pd.DataFrame) -> pd.Series | None:
@@ -40,11 +40,11 @@ def trained_index_maps(results: Results, frame: pd.DataFrame) -> tuple[Figure | 
     stored = results.settings.get("settings")
     if not isinstance(stored, dict):
         return None, "the study does not record the search settings its model is rebuilt from"
-    from search.host import build_datasets, load_host
-    from search.settings import SearchSettings
-    from search.tasks import get_task
-    from surgery.recipe import replay
-    from zoo.checkpoint import read_checkpoint
+    from indexnas.search.host import build_datasets, load_host
+    from indexnas.search.settings import SearchSettings
+    from indexnas.search.tasks import get_task
+    from indexnas.surgery.recipe import replay
+    from indexnas.zoo.checkpoint import read_checkpoint
 
     try:
         settings = SearchSettings(**stored)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from search.settings import MODES, SAMPLERS, SearchSettings
+from indexnas.search.settings import MODES, SAMPLERS, SearchSettings
 
 DEFAULT_RUNS = Path("runs")
 # The demo: a small denoising search that finishes on a 2-core CPU in about five minutes.
@@ -106,8 +106,8 @@ def progress_messages() -> Iterator[None]:
 def _run(settings: SearchSettings, report: bool) -> int:
     from optuna.trial import TrialState
 
-    from search.study import run_search
-    from search.summary import print_summary
+    from indexnas.search.study import run_search
+    from indexnas.search.summary import print_summary
 
     logging.getLogger("optuna").setLevel(logging.ERROR)  # failed trials are logged once, by us, without a traceback
     start = time.perf_counter()
@@ -115,7 +115,7 @@ def _run(settings: SearchSettings, report: bool) -> int:
         study = run_search(settings)
     report_path = None
     if report:
-        from reports import write_report
+        from indexnas.reports import write_report
 
         report_path = write_report(study, settings.out_dir / "report", force=True)  # the study's own report, refreshed
     print_summary(study, settings, time.perf_counter() - start, report_path)

@@ -10,12 +10,12 @@ from torch import nn
 
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
-from search.settings import SearchSettings
+from indexnas.search.settings import SearchSettings
 
 
 def build_datasets(settings: SearchSettings) -> tuple[Any, Any]:
     """(train, val): the task's built-in offline data, or the user's folder in the standard layout."""
-    from search.data import builtin_dataset, folder_dataset
+    from indexnas.search.data import builtin_dataset, folder_dataset
 
     options: dict[str, Any] = {"patch": settings.patch, "seed": settings.seed}
     if settings.task == "denoise":
@@ -33,15 +33,15 @@ def load_host(settings: SearchSettings, train_set: Any) -> tuple[nn.Module, torc
     Zoo and timm hosts get an example input at ``flops_size`` (the paper counts GFLOPs at
     224 x 224); smp models and model files use their loader's (a factory may return its own).
     """
-    from search.tasks import get_task
-    from surgery.loading import load_model
+    from indexnas.search.tasks import get_task
+    from indexnas.surgery.loading import load_model
 
     task = get_task(settings.task)
     torch.manual_seed(settings.seed)
     if ":" in settings.model and not settings.model.startswith("timm:"):  # smp:..., file.py:factory
         model, example = load_model(settings.model)
     else:
-        import zoo
+        from indexnas import zoo
 
         kwargs = _task_kwargs(settings.model, task, train_set)
         if settings.width is not None:
@@ -59,8 +59,8 @@ def load_host(settings: SearchSettings, train_set: Any) -> tuple[nn.Module, torc
 
 def _task_kwargs(name: str, task: Any, train_set: Any) -> dict[str, Any]:
     """Output classes for segmentation, where the zoo model takes them."""
-    import zoo
-    from zoo.registry import REGISTRY, _resolve
+    from indexnas import zoo
+    from indexnas.zoo.registry import REGISTRY, _resolve
 
     accepted = inspect.signature(REGISTRY[_resolve(name)[0]].builder).parameters
     if name not in zoo.list_models() and not name.startswith("timm:"):
@@ -74,15 +74,15 @@ def _task_kwargs(name: str, task: Any, train_set: Any) -> dict[str, Any]:
 
 
 def _suggest(task: str) -> str:
-    import zoo
+    from indexnas import zoo
 
     return ", ".join(name for name in zoo.list_models() if zoo.model_task(name) == task) or "a zoo model"
 
 
 def describe_pairs(host: nn.Module, example: torch.Tensor, mode: str) -> tuple[list[dict], dict[str, tuple[IndexSpec, ...]]]:
     """The host's pairs (as stored in the study) and the choices each pair allows in ``mode``."""
-    from surgery import analyze
-    from surgery.compat import pair_options
+    from indexnas.surgery import analyze
+    from indexnas.surgery.compat import pair_options
 
     gm, report = analyze(host, example)
     options = pair_options(gm, report, mode)
@@ -100,8 +100,8 @@ def describe_pairs(host: nn.Module, example: torch.Tensor, mode: str) -> tuple[l
 def rewrite(model: nn.Module, example: torch.Tensor, choices: dict[str, IndexSpec], mode: str,
             model_name: str) -> tuple[nn.Module, dict]:
     """Insert the trial's choices; returns the model and its cost (params, GFLOPs at the example) and recipe."""
-    from surgery.rewrite import insert_indexnet
-    from surgery import recipe
+    from indexnas.surgery.rewrite import insert_indexnet
+    from indexnas.surgery import recipe
 
     rewritten, report = insert_indexnet(model, example, {name: str(spec) for name, spec in choices.items()}, mode)
     added = report.params_after - report.params_before

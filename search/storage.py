@@ -30,7 +30,7 @@ from optuna.storages.journal._file import BaseJournalFileLock  # the lock interf
 from optuna.trial import FrozenTrial, TrialState
 
 from indexnas.errors import UserError
-from search.settings import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S
+from indexnas.search.settings import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S
 
 HEARTBEAT_ATTR = "indexnas:heartbeat"
 MAX_RETRY = 3

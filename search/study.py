@@ -30,10 +30,10 @@ from indexnas import __version__
 from indexnas.atomic import atomic_save
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec, paper_variants
-from search import space as search_space
-from search.settings import SearchSettings
-from search.summary import describe_choices
-from search.storage import StudyLock, locate_storage, mask_url, open_storage, study_lock
+from indexnas.search import space as search_space
+from indexnas.search.settings import SearchSettings
+from indexnas.search.summary import describe_choices
+from indexnas.search.storage import StudyLock, locate_storage, mask_url, open_storage, study_lock
 
 log = logging.getLogger("indexnas.search")
 ATTR = "indexnas"  # the study-level user attribute holding settings, pairs and host figures
@@ -126,8 +126,8 @@ def make_sampler(settings: SearchSettings, seed_offset: int = 0) -> optuna.sampl
 
 def prepare(settings: SearchSettings) -> SearchContext:
     """Load the host and the data, find the pairs, and warm-start the host (trained once, cached)."""
-    from search.host import build_datasets, describe_pairs, load_host
-    from search.tasks import get_task
+    from indexnas.search.host import build_datasets, describe_pairs, load_host
+    from indexnas.search.tasks import get_task
 
     task = get_task(settings.task)
     train_set, val_set = build_datasets(settings)
@@ -143,7 +143,7 @@ def prepare(settings: SearchSettings) -> SearchContext:
 
 def warm_start(settings: SearchSettings, task: Any, host: nn.Module, train_set: Any, val_set: Any) -> dict[str, Any]:
     """Train the host once (or load the cached weights) so that every trial is a fine-tune."""
-    from search.train import DivergedError, train_and_evaluate
+    from indexnas.search.train import DivergedError, train_and_evaluate
 
     path = settings.out_dir / "host.pt"
     if not settings.warm_start:
@@ -171,7 +171,7 @@ def warm_start(settings: SearchSettings, task: Any, host: nn.Module, train_set: 
 
 def load_warm_host(path: Path, settings: SearchSettings, host: nn.Module) -> dict[str, Any]:
     """Load the cached warm-started host; weights of another search or a damaged file are refused."""
-    from zoo.checkpoint import load_state, read_checkpoint
+    from indexnas.zoo.checkpoint import load_state, read_checkpoint
 
     fix = f"pass another --out for this search, or delete {path} to train the host again"
     try:
@@ -189,7 +189,7 @@ def load_warm_host(path: Path, settings: SearchSettings, host: nn.Module) -> dic
 
 
 def train_config(settings: SearchSettings, label: str) -> Any:
-    from search.train import TrainConfig
+    from indexnas.search.train import TrainConfig
 
     return TrainConfig(steps=settings.budget_steps, seconds=settings.budget_seconds, batch_size=settings.batch_size,
                        lr=settings.lr, seed=settings.seed, progress=settings.progress, label=label)
@@ -352,8 +352,8 @@ class Objective:
         self.context = context
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float, float]:
-        from search.host import rewrite
-        from search.train import DivergedError, train_and_evaluate
+        from indexnas.search.host import rewrite
+        from indexnas.search.train import DivergedError, train_and_evaluate
 
         ctx, settings = self.context, self.context.settings
         choices = search_space.suggest_choices(trial, ctx.spaces)

@@ -7,8 +7,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.settings import SearchSettings
-from search.storage import mask_url
+from indexnas.search.settings import SearchSettings
+from indexnas.search.storage import mask_url
 
 
 def pareto_rows(study: optuna.Study) -> list[dict]:

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from indexnas.errors import UserError
-from search import metrics
+from indexnas.search import metrics
 
 Batch = Mapping[str, torch.Tensor]
 Statistics = dict[str, float | np.ndarray]

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from indexnas.errors import UserError
-from search.tasks import Task
+from indexnas.search.tasks import Task
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {

@@ -9,11 +9,11 @@ from __future__ import annotations
 from torch import Tensor, fx, nn
 
 from indexnas.errors import UserError
-from surgery.detect import detect as _detect
-from surgery.pairing import pair_ups as _pair_ups
-from surgery.pairs import Down, Pair, PairReport, Transition, Unpaired, Up
-from surgery.trace import propagate_and_check as _propagate_and_check
-from surgery.trace import trace as _trace
+from indexnas.surgery.detect import detect as _detect
+from indexnas.surgery.pairing import pair_ups as _pair_ups
+from indexnas.surgery.pairs import Down, Pair, PairReport, Transition, Unpaired, Up
+from indexnas.surgery.trace import propagate_and_check as _propagate_and_check
+from indexnas.surgery.trace import trace as _trace
 
 __all__ = ["Down", "Pair", "PairReport", "Transition", "Unpaired", "Up", "analyze", "find_pairs", "insert_indexnet"]
 
@@ -68,9 +68,9 @@ def find_pairs(model: nn.Module, example_input: Tensor | tuple[Tensor, ...]) -> 
 
 
 def __getattr__(name: str) -> object:
-    """``surgery.insert_indexnet`` (surgery.rewrite), imported on first use: fvcore loads only when needed."""
+    """``indexnas.surgery.insert_indexnet`` (surgery/rewrite.py), imported on first use: fvcore loads only when needed."""
     if name == "insert_indexnet":
-        from surgery.rewrite import insert_indexnet
+        from indexnas.surgery.rewrite import insert_indexnet
 
         return insert_indexnet
-    raise AttributeError(f"module 'surgery' has no attribute {name!r}")
+    raise AttributeError(f"module 'indexnas.surgery' has no attribute {name!r}")

@@ -11,9 +11,9 @@ import dataclasses
 import json
 from collections.abc import Sequence
 
-from surgery import cli_rewrite
-from surgery.loading import DESCRIPTOR_HELP
-from surgery.pairs import PairReport, Size
+from indexnas.surgery import cli_rewrite
+from indexnas.surgery.loading import DESCRIPTOR_HELP
+from indexnas.surgery.pairs import PairReport, Size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_pairs(args: argparse.Namespace) -> int:
-    from surgery import analyze
-    from surgery.loading import load_model
+    from indexnas.surgery import analyze
+    from indexnas.surgery.loading import load_model
 
     model, example = load_model(args.model, size=args.size)
     _, report = analyze(model, example)

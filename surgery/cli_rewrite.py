@@ -10,7 +10,7 @@ import json
 import sys
 
 from indexnas.errors import UserError
-from surgery.loading import DESCRIPTOR_HELP
+from indexnas.surgery.loading import DESCRIPTOR_HELP
 
 MODES = ("pool", "stride", "decoder")  # surgery.compat.MODES (not imported: keeps `indexnas --help` light)
 CHANNEL_FITS = ("strict", "group")  # surgery.compat.CHANNEL_FITS
@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(descriptor: str, size: int | None):
-    from surgery.loading import load_model
+    from indexnas.surgery.loading import load_model
 
     return load_model(descriptor, size=size)
 
@@ -103,7 +103,7 @@ def parse_choices(items: list[str]) -> str | dict[str, str]:
 
 
 def run_insert(args: argparse.Namespace) -> int:
-    from surgery import compat, recipe, rewrite
+    from indexnas.surgery import compat, recipe, rewrite
 
     choice = None if args.recipe or args.allowed else parse_choices(args.choice)  # bad choices fail before loading
     saved = recipe.load(args.recipe) if args.recipe else None
@@ -132,7 +132,7 @@ def run_insert(args: argparse.Namespace) -> int:
 
 
 def run_table(args: argparse.Namespace) -> int:
-    from surgery.cost_table import cost_table, render
+    from indexnas.surgery.cost_table import cost_table, render
 
     frame = cost_table(
         args.model, mode=args.mode, size=args.size, flops=not args.no_flops, channel_fit=args.channel_fit

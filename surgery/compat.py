@@ -26,7 +26,7 @@ from torch import nn
 
 from indexnas.errors import UserError
 from indexnas.spec import KEEP, IndexSpec, all_choices
-from surgery.pairs import Down, Pair, PairReport, Transition
+from indexnas.surgery.pairs import Down, Pair, PairReport, Transition
 
 MODES: tuple[str, ...] = ("pool", "stride", "decoder")
 CHANNEL_FITS: tuple[str, ...] = ("strict", "group")
@@ -314,7 +314,7 @@ def allowed_table(model: nn.Module, example_input: object, mode: str, channel_fi
     """A DataFrame of every pair with the choices ``mode`` allows there and the reason for any limit."""
     import pandas as pd
 
-    from surgery import analyze
+    from indexnas.surgery import analyze
 
     gm, report = analyze(model, example_input)  # type: ignore[arg-type]
     rows = [

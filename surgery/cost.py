@@ -29,8 +29,8 @@ with warnings.catch_warnings():  # fvcore calls torch.jit.script at import, depr
     warnings.simplefilter("ignore", FutureWarning)
     from fvcore.nn import FlopCountAnalysis
     from fvcore.nn.jit_handles import elementwise_flop_counter
-from surgery.trace import eval_mode
-from zoo.measure import jit_traceable_unpooling
+from indexnas.surgery.trace import eval_mode
+from indexnas.zoo.measure import jit_traceable_unpooling
 
 # The paper's "GFLOPs" are multiply-adds in units of 2**30 (its Tables 5-7 match fvcore / 2**30).
 PAPER_GFLOP = float(2**30)

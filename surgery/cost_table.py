@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 from indexnas.errors import UserError
 from indexnas.spec import LEARNED_FAMILIES, IndexSpec, paper_variants
-from surgery import compat, cost
-from surgery.rewrite import apply, plan
+from indexnas.surgery import compat, cost
+from indexnas.surgery.rewrite import apply, plan
 
 FAMILY_BLOCKS: dict[str, str] = {
     "holistic": "HINs",
@@ -152,8 +152,8 @@ def cost_table(
     ``channel_fit='group'`` (the default here) lets depthwise maps reach decoders whose width
     divides the encoder's, as the paper's FastDepth-P rows need; a row's note says where it did.
     """
-    from surgery import analyze
-    from surgery.loading import load_model
+    from indexnas.surgery import analyze
+    from indexnas.surgery.loading import load_model
 
     name = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):

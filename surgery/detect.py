@@ -15,9 +15,9 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import TensorMetadata
 
-from surgery import registry
-from surgery.pairs import Down, Size, Up
-from surgery.trace import READABLE
+from indexnas.surgery import registry
+from indexnas.surgery.pairs import Down, Size, Up
+from indexnas.surgery.trace import READABLE
 
 Level = tuple[int, int]
 NCHW = (0, 1, 2, 3)  # a layout: which logical axis (0=N, 1=C, 2=H, 3=W) each dimension holds
@@ -229,7 +229,7 @@ def detect(gm: fx.GraphModule) -> Detection:
             message = (
                 f"{node.meta.get(READABLE, node.name)}: no resampling handler for {_op_label(node, call)} "
                 f"but it changes the size {call.in_size} -> {call.out_size}; treated as '{verdict.kind}' "
-                "(surgery.registry.register_resampler adds a handler)"
+                "(indexnas.surgery.registry.register_resampler adds a handler)"
             )
             found.warnings.append(message)
             warnings.warn(message, stacklevel=2)

@@ -37,7 +37,7 @@ def load_model(descriptor: str, size: int | None = None) -> tuple[nn.Module, Ten
 
 
 def _zoo(name: str, size: int | None) -> tuple[nn.Module, Tensor]:
-    import zoo
+    from indexnas import zoo
 
     model = zoo.create_model(name)
     return model, zoo.example_input(name, size=size or DEFAULT_SIZE)

@@ -20,10 +20,10 @@ from collections.abc import Iterable
 
 from torch import fx
 
-from surgery import registry
-from surgery.detect import Detection, Shapes, is_tensor
-from surgery.pairs import Down, Pair, PairReport, Transition, Unpaired, Up
-from surgery.trace import READABLE
+from indexnas.surgery import registry
+from indexnas.surgery.detect import Detection, Shapes, is_tensor
+from indexnas.surgery.pairs import Down, Pair, PairReport, Transition, Unpaired, Up
+from indexnas.surgery.trace import READABLE
 
 Level = tuple[int, int]
 

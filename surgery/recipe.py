@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from indexnas.atomic import atomic_save, atomic_write_bytes
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
-from surgery import compat, cost
+from indexnas.surgery import compat, cost
 
 FORMAT = "indexnas-recipe"
 VERSION = 1
@@ -85,8 +85,8 @@ def replay(
     recipe: dict[str, Any], model: nn.Module, example_input: Tensor | tuple[Tensor, ...], *, flops: bool = True
 ) -> tuple[torch.fx.GraphModule, Any]:
     """Apply a recipe to a fresh instance of the model it was made for; returns (rewritten, report)."""
-    from surgery import analyze
-    from surgery.rewrite import rewrite_analyzed
+    from indexnas.surgery import analyze
+    from indexnas.surgery.rewrite import rewrite_analyzed
 
     recipe = validate(recipe)
     choices = recipe["choices"]

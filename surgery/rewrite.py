@@ -31,8 +31,8 @@ from indexnas import ops
 from indexnas.errors import UserError
 from indexnas.indexnet import build_index_module
 from indexnas.spec import IndexSpec
-from surgery import compat, cost
-from surgery.pairs import Down, Pair, PairReport, Transition
+from indexnas.surgery import compat, cost
+from indexnas.surgery.pairs import Down, Pair, PairReport, Transition
 
 INDEX_ROOT = "indexnet"  # the submodule holding every inserted index module
 SITE = "indexnas_site"  # node.meta key: the transition or pair an inserted/changed node belongs to
@@ -457,7 +457,7 @@ def insert_indexnet(
     ``decoder`` (see surgery.compat). The model itself is not modified; the result shares its
     submodules (and weights). ``flops`` counts FLOPs at the example input (fvcore + handlers).
     """
-    from surgery import analyze
+    from indexnas.surgery import analyze
 
     inputs = cost.as_inputs(example_input)
     gm, report = analyze(model, inputs)
@@ -536,7 +536,7 @@ def _output_shapes(gm: torch.fx.GraphModule) -> list[torch.Size]:
     """The output tensor shapes shape propagation recorded on an analysed graph (before rewriting)."""
     from torch.utils._pytree import tree_flatten
 
-    from surgery.detect import tensor_meta
+    from indexnas.surgery.detect import tensor_meta
 
     output = next(n for n in gm.graph.nodes if n.op == "output")
     leaves = tree_flatten(output.args[0])[0]
@@ -547,7 +547,7 @@ def _check_outputs(gm: torch.fx.GraphModule, want: list[torch.Size], inputs: tup
     """The rewritten model must give the original's output shapes at the example input."""
     from torch.utils._pytree import tree_flatten
 
-    from surgery.trace import eval_mode
+    from indexnas.surgery.trace import eval_mode
 
     with eval_mode(gm):
         try:

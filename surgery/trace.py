@@ -28,7 +28,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils._pytree import tree_flatten
 
 from indexnas.errors import UserError
-from surgery import registry
+from indexnas.surgery import registry
 
 READABLE = "indexnas_name"  # node.meta key: the name a user recognises ("decoder.up3", "encoder.pool:2")
 
@@ -253,13 +253,13 @@ def _trace_failure(model: nn.Module, error: Exception) -> UserError:
     problem = f"torch.fx could not trace {inside}{line}: {type(error).__name__}: {str(error).splitlines()[0]}"
     if where and where[3]:  # a plain module-level function: wrapping it is the least invasive fix
         fix = (
-            f"register the function as a leaf: surgery.registry.register_leaf_function({where[3]}, "
+            f"register the function as a leaf: indexnas.surgery.registry.register_leaf_function({where[3]}, "
             "'reads a traced value'); or mark the module a leaf (it then hides the downs/ups inside it): "
-            f"surgery.registry.register_leaf_module('{cls}', 'control flow on tensor values')"
+            f"indexnas.surgery.registry.register_leaf_module('{cls}', 'control flow on tensor values')"
         )
     elif qualname:
         fix = (
-            f"mark it a leaf: surgery.registry.register_leaf_module('{cls}', 'control flow on tensor values') "
+            f"mark it a leaf: indexnas.surgery.registry.register_leaf_module('{cls}', 'control flow on tensor values') "
             "(a leaf hides any downs/ups inside it from the pair finder)"
         )
     else:
@@ -379,7 +379,7 @@ def _compare(model: nn.Module, expected: Any, got: Any, inputs: tuple[Tensor, ..
     fix = (
         "some forward takes a branch under torch.fx that it does not take eagerly (e.g. isinstance or a "
         "Python value read from a tensor); mark the module that contains it a leaf with "
-        "surgery.registry.register_leaf_module(Class, reason)"
+        "indexnas.surgery.registry.register_leaf_module(Class, reason)"
     )
     if len(want) != len(have):
         raise UserError(f"the traced graph of {name} returns {len(have)} tensors, eager returns {len(want)}", fix)

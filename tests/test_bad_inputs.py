@@ -18,19 +18,19 @@ import torch
 from conftest import PG_PASSWORD, TINY_MODEL, tiny_settings
 from PIL import Image
 
-import zoo
+from indexnas import zoo
 from indexnas.cli import main
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
-from reports.frame import trials_frame
-from reports.source import results_from_study
-from reports.trained import trained_index_maps
-from search.data import folder_dataset
-from search.settings import SearchSettings
-from search.storage import open_storage
-from search.study import run_search
-from surgery import analyze, insert_indexnet
-from surgery.loading import load_model
+from indexnas.reports.frame import trials_frame
+from indexnas.reports.source import results_from_study
+from indexnas.reports.trained import trained_index_maps
+from indexnas.search.data import folder_dataset
+from indexnas.search.settings import SearchSettings
+from indexnas.search.storage import open_storage
+from indexnas.search.study import run_search
+from indexnas.surgery import analyze, insert_indexnet
+from indexnas.surgery.loading import load_model
 
 CONSOLE = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "indexnas"
 

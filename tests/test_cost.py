@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-import zoo
+from indexnas import zoo
 from indexnas import ops
-from surgery import cost
-from surgery.rewrite import insert_indexnet
+from indexnas.surgery import cost
+from indexnas.surgery.rewrite import insert_indexnet
 
 
 class _Op(nn.Module):

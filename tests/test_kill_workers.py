@@ -19,12 +19,12 @@ import pytest
 from conftest import PG_PASSWORD, tiny_settings
 from optuna.trial import TrialState
 
-from search.storage import LOST_WORKER, open_storage
+from indexnas.search.storage import LOST_WORKER, open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 3
-WORKER = "import json, sys, torch; torch.set_num_threads(1); from search.settings import SearchSettings; " \
-         "from search.study import run_search; run_search(SearchSettings(**json.loads(sys.argv[1])))"
+WORKER = "import json, sys, torch; torch.set_num_threads(1); from indexnas.search.settings import SearchSettings; " \
+         "from indexnas.search.study import run_search; run_search(SearchSettings(**json.loads(sys.argv[1])))"
 
 
 def start_worker(settings: dict, log: Path) -> subprocess.Popen:

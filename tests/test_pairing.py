@@ -15,9 +15,9 @@ import torch
 import handwritten_models as hw
 from indexnas.cli import main
 from indexnas.errors import UserError
-from surgery import analyze, find_pairs
-from surgery.loading import load_model
-from surgery.pairs import PairReport
+from indexnas.surgery import analyze, find_pairs
+from indexnas.surgery.loading import load_model
+from indexnas.surgery.pairs import PairReport
 
 HERE = Path(__file__).parent
 

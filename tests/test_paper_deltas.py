@@ -9,7 +9,7 @@ import pytest
 
 from indexnas.cli import main
 from indexnas.spec import IndexSpec, paper_variants
-from surgery.cost_table import DeltaStyle, cost_table, format_delta
+from indexnas.surgery.cost_table import DeltaStyle, cost_table, format_delta
 
 # The paper's Delta column, copied from index-networks-paper.md in its row order (HIN, modelwise,
 # shared, unshared, M2O; each L, NL, NL+C), with the paper's own inconsistent signs and precision.

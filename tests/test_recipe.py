@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-import zoo
+from indexnas import zoo
 from handwritten_models import SegNetFunctional
 from indexnas.cli import main
 from indexnas.errors import UserError
-from surgery import recipe
-from surgery.rewrite import insert_indexnet
+from indexnas.surgery import recipe
+from indexnas.surgery.rewrite import insert_indexnet
 
 
 def _fresh(name: str, seed: int):

@@ -19,13 +19,13 @@ from conftest import PG_PASSWORD, tiny_settings
 from optuna.trial import TrialState
 from torch import nn
 
-import search.host
+import indexnas.search.host
 from indexnas.atomic import atomic_save
 from indexnas.cli import main
-from reports import write_report
-from search.settings import SearchSettings
-from search.storage import HEARTBEAT_ATTR, LOST_WORKER, mask_url, open_storage, study_lock
-from search.study import next_step, run_search
+from indexnas.reports import write_report
+from indexnas.search.settings import SearchSettings
+from indexnas.search.storage import HEARTBEAT_ATTR, LOST_WORKER, mask_url, open_storage, study_lock
+from indexnas.search.study import next_step, run_search
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def faulty_study(tmp_path_factory):
     """Two completed trials wanted; the four paper configurations between them fail, each its own way."""
     tmp_path = tmp_path_factory.mktemp("faults")
     torch.set_num_threads(1)
-    rewrite = search.host.rewrite
+    rewrite = indexnas.search.host.rewrite
 
     def faulty_rewrite(model, example, choices, mode, name):
         rewritten, cost = rewrite(model, example, choices, mode, name)
@@ -68,7 +68,7 @@ def faulty_study(tmp_path_factory):
         return (Faulty(rewritten, fault) if fault else rewritten), cost
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(search.host, "rewrite", faulty_rewrite)
+        patch.setattr(indexnas.search.host, "rewrite", faulty_rewrite)
         study = run_search(SearchSettings(**tiny_settings(tmp_path, trials=2, warm_start=False)))
     return tmp_path, study
 
@@ -125,7 +125,7 @@ def test_a_stale_trial_is_failed_as_lost_and_queued_again_clean(tmp_path):
     assert storage._get_stale_trial_ids(study._study_id) == []
 
 
-HOLD = ("import sys, time; from search.storage import open_storage, study_lock; "
+HOLD = ("import sys, time; from indexnas.search.storage import open_storage, study_lock; "
         "lock = study_lock(open_storage(sys.argv[1]), 'held'); lock.acquire(); print('held', flush=True); time.sleep(600)")
 
 

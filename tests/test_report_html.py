@@ -23,7 +23,7 @@ from torch import nn
 from indexnas import ops
 from indexnas.indexnet import IndexNet
 from indexnas.spec import paper_variants
-from reports import plot_index_maps, write_report
+from indexnas.reports import plot_index_maps, write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

@@ -25,7 +25,7 @@ from indexnas.cli import main
 from indexnas.errors import UserError
 from indexnas.indexnet import IndexNet, build_index_module, count_parameters
 from indexnas.spec import IndexSpec, paper_variants
-from reports import (
+from indexnas.reports import (
     collect_index_maps,
     hypervolume_2d,
     hypervolume_curve,
@@ -40,9 +40,9 @@ from reports import (
     trials_frame,
     write_report,
 )
-from reports.plots import encode
-from reports.table import MIXED
-from surgery.cost_table import FAMILY_BLOCKS, format_delta
+from indexnas.reports.plots import encode
+from indexnas.reports.table import MIXED
+from indexnas.surgery.cost_table import FAMILY_BLOCKS, format_delta
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -464,12 +464,12 @@ def test_report_rebuilds_the_best_kept_trial_and_draws_its_index_maps(tmp_path):
     settings describe; the report's maps are those of the saved weights on the first validation image."""
     from torch.utils.data import default_collate
 
-    from reports.trained import trained_index_maps
-    from search.host import build_datasets, load_host
-    from search.settings import SearchSettings
-    from search.tasks import get_task
-    from surgery import recipe
-    from surgery.rewrite import insert_indexnet
+    from indexnas.reports.trained import trained_index_maps
+    from indexnas.search.host import build_datasets, load_host
+    from indexnas.search.settings import SearchSettings
+    from indexnas.search.tasks import get_task
+    from indexnas.surgery import recipe
+    from indexnas.surgery.rewrite import insert_indexnet
 
     search = SearchSettings(task="denoise", model="dncnn_segnet", study="kept", storage=str(tmp_path / "s.log"),
                             out=str(tmp_path / "run"), width=0.125, flops_size=40)

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-import zoo
+from indexnas import zoo
 from handwritten_models import CompoundHead, ResidualDown, SegNetFunctional, UNetSharedPool, UNetTransposed
 from indexnas import ops
 from indexnas.errors import UserError
 from indexnas.indexnet import IndexNet
-from surgery import analyze, compat
-from surgery.rewrite import fit_channels, insert_indexnet, modulate
+from indexnas.surgery import analyze, compat
+from indexnas.surgery.rewrite import fit_channels, insert_indexnet, modulate
 
 ODD_SIZES = [(37, 53), (45, 45)]  # not multiples of 32, odd
 

@@ -7,11 +7,11 @@ import torch
 from optuna.trial import TrialState
 
 from indexnas.errors import UserError
-from search.settings import SearchSettings
-from search.storage import open_storage
-from search.study import checkpoint_path, run_search
-from surgery import recipe as recipes
-from surgery.loading import load_model
+from indexnas.search.settings import SearchSettings
+from indexnas.search.storage import open_storage
+from indexnas.search.study import checkpoint_path, run_search
+from indexnas.surgery import recipe as recipes
+from indexnas.surgery.loading import load_model
 
 MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
 PAIRS = {"pool1", "pool2"}

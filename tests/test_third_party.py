@@ -16,8 +16,8 @@ from collections import Counter
 import pytest
 import torch
 
-from surgery import analyze
-from surgery.pairs import PairReport
+from indexnas.surgery import analyze
+from indexnas.surgery.pairs import PairReport
 
 smp = pytest.importorskip("segmentation_models_pytorch")
 
@@ -36,7 +36,7 @@ def smp_report(arch: str, encoder: str, size: int) -> PairReport:
 
 
 def zoo_report(backbone: str, size: int = 64) -> PairReport:
-    import zoo
+    from indexnas import zoo
 
     model = zoo.create_model(f"timm:{backbone}", width=0.25)
     return analyze(model, zoo.example_input(f"timm:{backbone}", size=size))[1]

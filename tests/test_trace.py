@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 import handwritten_models as hw
 from indexnas.errors import UserError
-from surgery import analyze, registry
-from surgery.trace import READABLE, trace
+from indexnas.surgery import analyze, registry
+from indexnas.surgery.trace import READABLE, trace
 
 
 @pytest.fixture

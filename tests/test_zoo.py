@@ -9,11 +9,11 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-import zoo
+from indexnas import zoo
 from indexnas.cli import main as indexnas_main
 from indexnas.errors import UserError
-from zoo import cli as zoo_cli
-from zoo.measure import count_parameters, measure
+from indexnas.zoo import cli as zoo_cli
+from indexnas.zoo.measure import count_parameters, measure
 
 SMALL = 0.25  # width for fast CPU tests
 OUT_CHANNELS = {"dncnn": 1, "dncnn_segnet": 1, "segnet": 37, "fastdepth": 1, "fastdepth_p": 1, "matting": 1, "unet": 1}

@@ -5,6 +5,6 @@ upsampling) for the Index Networks surgery, with the paper's baseline figures be
 ``example_input(name, size=224)``; ``"timm:NAME"`` is a UNet over the timm backbone NAME.
 """
 
-from zoo.registry import TASKS, create_model, example_input, list_models, model_task, paper_baseline
+from indexnas.zoo.registry import TASKS, create_model, example_input, list_models, model_task, paper_baseline
 
 __all__ = ["TASKS", "create_model", "example_input", "list_models", "model_task", "paper_baseline"]

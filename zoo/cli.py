@@ -7,8 +7,8 @@ import argparse
 
 import torch
 
-from zoo.measure import count_parameters, measure
-from zoo.registry import create_model, example_input, list_models, paper_baseline
+from indexnas.zoo.measure import count_parameters, measure
+from indexnas.zoo.registry import create_model, example_input, list_models, paper_baseline
 
 COLUMNS = ("model", "task", "input", "params (M)", "paper (M)", "GFLOPs fvcore", "GFLOPs /2^30", "paper GFLOPs")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from zoo.guard import guard_input
-from zoo.layers import PoolStage, UnpoolStage, check_width, conv_bn_act, scaled
+from indexnas.zoo.guard import guard_input
+from indexnas.zoo.layers import PoolStage, UnpoolStage, check_width, conv_bn_act, scaled
 
 
 class DnCNN(nn.Module):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from zoo.guard import guard_input
-from zoo.layers import Resize, check_width, conv_bn_act, scaled
+from indexnas.zoo.guard import guard_input
+from indexnas.zoo.layers import Resize, check_width, conv_bn_act, scaled
 
 # MobileNet stages: (channels of the downsampling block, channels of the blocks after it, count).
 # Stage k ends at 1/2**k resolution; the downsampling block is the first of the stage.

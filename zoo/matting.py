@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from zoo.guard import guard_input
-from zoo.layers import check_width, conv_bn_act, scaled
+from indexnas.zoo.guard import guard_input
+from indexnas.zoo.layers import check_width, conv_bn_act, scaled
 
 # MobileNetV2 (Sandler et al.) inverted-residual groups: (expansion, out channels, blocks).
 # Encoder stage k ends with the k-th 2x2 max pool; a stage may hold several groups, and each

@@ -16,12 +16,12 @@ import torch
 from torch import nn
 
 from indexnas.errors import UserError
-from zoo.checkpoint import load_checkpoint
-from zoo.dncnn import DnCNN, DnCNNSegNet
-from zoo.fastdepth import FastDepth
-from zoo.matting import MattingB11
-from zoo.segnet import SegNet
-from zoo.unet import TimmUNet
+from indexnas.zoo.checkpoint import load_checkpoint
+from indexnas.zoo.dncnn import DnCNN, DnCNNSegNet
+from indexnas.zoo.fastdepth import FastDepth
+from indexnas.zoo.matting import MattingB11
+from indexnas.zoo.segnet import SegNet
+from indexnas.zoo.unet import TimmUNet
 
 TIMM_PREFIX = "timm:"
 TASKS: tuple[str, ...] = ("denoise", "segment", "depth", "matting")

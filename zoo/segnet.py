@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from zoo.guard import guard_input
-from zoo.layers import PoolStage, UnpoolStage, check_width, conv_bn_act, scaled
+from indexnas.zoo.guard import guard_input
+from indexnas.zoo.layers import PoolStage, UnpoolStage, check_width, conv_bn_act, scaled
 
 # VGG-16 encoder: output channels of each conv, per pooling stage.
 ENCODER_STAGES: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from indexnas.errors import UserError
-from zoo.guard import guard_input
-from zoo.layers import Resize, check_width, conv_bn_act, match_size, scaled
+from indexnas.zoo.guard import guard_input
+from indexnas.zoo.layers import Resize, check_width, conv_bn_act, match_size, scaled
 
 UPSAMPLE_MODES: tuple[str, ...] = ("nearest", "bilinear", "transposed")
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from indexnas.errors import UserError
-from search.data import denoise, depth, matting, segment
-from search.data.dataset import SampleDataset
+from indexnas.search.data import denoise, depth, matting, segment
+from indexnas.search.data.dataset import SampleDataset
 
 Builder = Callable[..., tuple[SampleDataset, SampleDataset]]
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from search.data import checks, folders
-from search.data.crops import cut, eval_length, eval_window, random_window
-from search.data.dataset import Maker, SampleDataset
+from indexnas.search.data import checks, folders
+from indexnas.search.data.crops import cut, eval_length, eval_window, random_window
+from indexnas.search.data.dataset import Maker, SampleDataset
 
 # item -> arrays of one source, all of the same height and width; the first one's shape places the window.
 Reader = Callable[[Any], tuple[np.ndarray, ...]]

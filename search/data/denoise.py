@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from indexnas.errors import UserError
-from search.data import folders
-from search.data.builders import CropOptions, crop_datasets, evaluation_crops
-from search.data.crops import scaled_crop
-from search.data.dataset import SampleDataset
-from search.data.images import as_grey, chw, read_cached, skimage_photo, to_unit
+from indexnas.search.data import folders
+from indexnas.search.data.builders import CropOptions, crop_datasets, evaluation_crops
+from indexnas.search.data.crops import scaled_crop
+from indexnas.search.data.dataset import SampleDataset
+from indexnas.search.data.images import as_grey, chw, read_cached, skimage_photo, to_unit
 
 # Built-in split of the shipped photographs; `camera` is also in Set12.
 TRAIN_PHOTOS = (

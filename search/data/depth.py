@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from indexnas.errors import UserError
-from search.data import checks, folders
-from search.data.builders import (
+from indexnas.search.data import checks, folders
+from indexnas.search.data.builders import (
     CropOptions,
     GeneratedOptions,
     crop_datasets,
@@ -30,9 +30,9 @@ from search.data.builders import (
     generated_datasets,
     training_crops,
 )
-from search.data.crops import cut, random_window, scaled_crop
-from search.data.dataset import SampleDataset
-from search.data.images import as_rgb, chw, read_cached, skimage_photo, stereo_motorcycle, to_unit
+from indexnas.search.data.crops import cut, random_window, scaled_crop
+from indexnas.search.data.dataset import SampleDataset
+from indexnas.search.data.images import as_rgb, chw, read_cached, skimage_photo, stereo_motorcycle, to_unit
 
 TEXTURE_PHOTOS = ("brick", "grass", "gravel", "immunohistochemistry", "coffee", "chelsea", "astronaut", "rocket")
 TRAIN_SHARE = 0.75

@@ -24,11 +24,11 @@ import numpy as np
 from scipy import ndimage
 
 from indexnas.errors import UserError
-from search.data import checks, folders
-from search.data.builders import CropOptions, GeneratedOptions, crop_datasets, evaluation_crops, generated_datasets
-from search.data.crops import Window, cut, random_window, scaled_crop
-from search.data.dataset import SampleDataset
-from search.data.images import as_grey, as_rgb, chw, read_cached, skimage_photo, to_unit
+from indexnas.search.data import checks, folders
+from indexnas.search.data.builders import CropOptions, GeneratedOptions, crop_datasets, evaluation_crops, generated_datasets
+from indexnas.search.data.crops import Window, cut, random_window, scaled_crop
+from indexnas.search.data.dataset import SampleDataset
+from indexnas.search.data.images import as_grey, as_rgb, chw, read_cached, skimage_photo, to_unit
 
 FOREGROUND_PHOTOS = ("coins", "text", "page")
 TRAIN_BACKGROUNDS = ("astronaut", "coffee", "rocket", "chelsea")

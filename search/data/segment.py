@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from indexnas.errors import UserError
-from search.data import checks, folders
-from search.data.builders import (
+from indexnas.search.data import checks, folders
+from indexnas.search.data.builders import (
     CropOptions,
     GeneratedOptions,
     crop_datasets,
@@ -26,10 +26,10 @@ from search.data.builders import (
     generated_datasets,
     training_crops,
 )
-from search.data.crops import scaled_crop
-from search.data.dataset import SampleDataset
-from search.data.images import as_rgb, chw, read_cached, skimage_photo, to_unit
-from search.metrics import IGNORE_INDEX
+from indexnas.search.data.crops import scaled_crop
+from indexnas.search.data.dataset import SampleDataset
+from indexnas.search.data.images import as_rgb, chw, read_cached, skimage_photo, to_unit
+from indexnas.search.metrics import IGNORE_INDEX
 
 # Class id = position. Grey textures are repeated into three channels.
 TEXTURE_CLASSES: tuple[str, ...] = ("brick", "grass", "gravel", "moon", "immunohistochemistry", "hubble_deep_field")
