@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from indexnas.errors import UserError
-from indexnas.indexnet import build_index_module, count_parameters
+from indexnas.cost import count_parameters
+from indexnas.indexnet import build_index_module
 from indexnas.spec import IndexSpec, all_choices
 
 

@@ -152,8 +152,3 @@ def build_index_module(spec: IndexSpec | str, channels: int) -> nn.Module:
     if spec.family not in fixed:
         raise UserError(f"{str(spec)!r} leaves the operators in place: it has no index module")
     return fixed[spec.family]()
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Trainable parameters, each shared tensor counted once (as a modelwise IndexNet must be)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

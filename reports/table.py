@@ -8,7 +8,6 @@ study ran several times shows its best complete trial; one it never completed sh
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,8 @@ import pandas as pd
 
 from indexnas.errors import UserError
 from indexnas.spec import BASELINE_FAMILIES, IndexSpec, paper_variants
-from indexnas.surgery.cost_table import FAMILY_BLOCKS, PAPER_TABLES, DeltaStyle, format_delta, format_params
+from indexnas.tables import Cell, Grid, render_grid
+from indexnas.paper import FAMILY_BLOCKS, PAPER_TABLES, DeltaStyle, format_delta, format_params
 from indexnas.reports.frame import HOST, METRIC_PREFIX, choice_columns, metric_columns
 
 BASELINES, MIXED = "Baselines", "Best mixed Pareto trials"
@@ -26,7 +26,7 @@ CellFormatter = Callable[[int, str | None], str]  # (Delta params, configuration
 
 
 def paper_delta_formatter(model: str | None, width: float | None = None) -> CellFormatter:
-    """Delta params as `indexnas table` prints them (surgery.cost_table.format_delta). On a full-width host
+    """Delta params as `indexnas table` prints them (indexnas.paper.format_delta). On a full-width host
     the paper reports, a uniform configuration's Delta takes the precision and sign of its cell there."""
     full_width = width is None or width == 1.0
     paper = PAPER_TABLES.get(model) if isinstance(model, str) and full_width else None
@@ -155,32 +155,31 @@ def paper_table(
 
 
 # ---------------------------------------------------------------------------------------------------
-# Rendering: one display grid (block titles + formatted cells, best metric marked) for every format
+# Rendering: one display grid (block titles + formatted cells, best metric marked), written by indexnas.tables
 # ---------------------------------------------------------------------------------------------------
 
 DISPLAY_LEAD = ("configuration", "NL", "C", "#Param / Δ", "GFLOPs")
 DISPLAY_TAIL = ("trial", "status", "choices")
 
 
-def _display(table: pd.DataFrame) -> tuple[list[str], list[tuple[str, list[tuple[str, bool]]]]]:
-    """Headers and rows of formatted (text, bold) cells; a block title row has ``("block", title)``."""
+def _grid(table: pd.DataFrame) -> Grid:
+    """The display grid: formatted cells, the best primary metric in bold, a title row opening each block."""
     metrics = table.attrs["metrics"]
     tail = [c for c in DISPLAY_TAIL if c != "choices" or table["choices"].astype(bool).any()]
-    headers = [*DISPLAY_LEAD, *metrics, *tail]
+    grid = Grid([*DISPLAY_LEAD, *metrics, *tail])
     primary = table.attrs["primary_metric"]
     candidates = table[table["block"] != BASELINES][primary].astype(float)
     best_value = None
     if np.isfinite(candidates).any():
         best_value = candidates.max() if table.attrs["metric_direction"] == "maximize" else candidates.min()
-    grid: list[tuple[str, list[tuple[str, bool]]]] = []
     block = None
     for _, row in table.iterrows():
         if row["block"] != block:
             block = row["block"]
             if block != BASELINES:
-                grid.append(("block", [(block, False)]))
+                grid.rows.append(block)
         cells = []
-        for column in headers:
+        for column in grid.headers:
             value = row[column]
             if column == "GFLOPs":
                 text = f"{value:.2f}" if np.isfinite(value) else "–"
@@ -191,82 +190,13 @@ def _display(table: pd.DataFrame) -> tuple[list[str], list[tuple[str, list[tuple
             else:
                 text = str(value)
             bold = column == primary and best_value is not None and row["block"] != BASELINES and value == best_value
-            cells.append((text, bold))
-        grid.append(("row", cells))
-    return headers, grid
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    headers, grid = _display(table)
-
-    def cell(text: str, bold: bool) -> str:
-        text = text.replace("|", "\\|")
-        return f"**{text}**" if bold and text else text
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    for kind, cells in grid:
-        if kind == "block":
-            lines.append("| " + " | ".join([f"*{cell(*cells[0])}*", *([""] * (len(headers) - 1))]) + " |")
-        else:
-            lines.append("| " + " | ".join(cell(*c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "✓": r"\checkmark", "Δ": r"$\Delta$", "–": "--"}
-
-
-def _latex_escape(text: str) -> str:
-    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in text)
-
-
-def _latex(table: pd.DataFrame) -> str:
-    headers, grid = _display(table)
-
-    def cell(text: str, bold: bool) -> str:
-        text = _latex_escape(text)
-        return rf"\textbf{{{text}}}" if bold and text else text
-
-    lines = [
-        "% needs \\usepackage{amssymb} (\\checkmark)",
-        r"\begin{tabular}{l" + "c" * 2 + "r" * (len(headers) - 3) + "}",
-        r"\hline",
-        " & ".join(cell(h, False) for h in headers) + r" \\",
-        r"\hline",
-    ]
-    for kind, cells in grid:
-        if kind == "block":
-            lines.append(rf"\multicolumn{{{len(headers)}}}{{c}}{{{cell(*cells[0])}}} \\")
-        else:
-            lines.append(" & ".join(cell(*c) for c in cells) + r" \\")
-    lines += [r"\hline", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
-def _html(table: pd.DataFrame) -> str:
-    headers, grid = _display(table)
-
-    def cell(text: str, bold: bool) -> str:
-        text = html.escape(text)
-        return f"<td><b>{text}</b></td>" if bold and text else f"<td>{text}</td>"
-
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    lines = ['<table class="paper">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]
-    for kind, cells in grid:
-        if kind == "block":
-            lines.append(f'<tr class="block"><td colspan="{len(headers)}">{html.escape(cells[0][0])}</td></tr>')
-        else:
-            lines.append("<tr>" + "".join(cell(*c) for c in cells) + "</tr>")
-    lines += ["</tbody>", "</table>"]
-    return "\n".join(lines) + "\n"
+            cells.append(Cell(text, bold))
+        grid.rows.append(cells)
+    return grid
 
 
 def render_table(table: pd.DataFrame, fmt: str) -> str:
     """The paper-layout table as CSV (every column, raw numbers), Markdown, LaTeX or an HTML fragment."""
     if fmt == "csv":
         return table.to_csv(index=False)
-    renderers = {"markdown": _markdown, "latex": _latex, "html": _html}
-    if fmt not in renderers:
-        raise UserError(f"unknown table format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
-    return renderers[fmt](table)
+    return render_grid(_grid(table), fmt, FORMATS) + "\n"

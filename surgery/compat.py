@@ -314,7 +314,7 @@ def allowed_table(model: nn.Module, example_input: object, mode: str, channel_fi
     """A DataFrame of every pair with the choices ``mode`` allows there and the reason for any limit."""
     import pandas as pd
 
-    from indexnas.surgery import analyze
+    from indexnas.surgery.analysis import analyze
 
     gm, report = analyze(model, example_input)  # type: ignore[arg-type]
     rows = [

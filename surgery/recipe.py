@@ -19,7 +19,8 @@ from torch import Tensor, nn
 from indexnas.atomic import atomic_save, atomic_write_bytes
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
-from indexnas.surgery import compat, cost
+from indexnas import cost
+from indexnas.surgery import compat
 
 FORMAT = "indexnas-recipe"
 VERSION = 1
@@ -85,7 +86,7 @@ def replay(
     recipe: dict[str, Any], model: nn.Module, example_input: Tensor | tuple[Tensor, ...], *, flops: bool = True
 ) -> tuple[torch.fx.GraphModule, Any]:
     """Apply a recipe to a fresh instance of the model it was made for; returns (rewritten, report)."""
-    from indexnas.surgery import analyze
+    from indexnas.surgery.analysis import analyze
     from indexnas.surgery.rewrite import rewrite_analyzed
 
     recipe = validate(recipe)

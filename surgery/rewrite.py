@@ -31,7 +31,8 @@ from indexnas import ops
 from indexnas.errors import UserError
 from indexnas.indexnet import build_index_module
 from indexnas.spec import IndexSpec
-from indexnas.surgery import compat, cost
+from indexnas import cost
+from indexnas.surgery import compat
 from indexnas.surgery.pairs import Down, Pair, PairReport, Transition
 
 INDEX_ROOT = "indexnet"  # the submodule holding every inserted index module
@@ -113,7 +114,11 @@ class PairRow:
 
 @dataclass
 class RewriteReport:
-    """Per-pair rows and totals before/after; ``choices`` and ``mode`` make the recipe."""
+    """Per-pair rows and totals before/after; ``choices`` and ``mode`` make the recipe.
+
+    Parameters on both sides are those the traced graph uses (``indexnas.cost.count_parameters``): a
+    submodule the forward never calls (an unused backbone) counts on neither side.
+    """
 
     mode: str
     channel_fit: str
@@ -147,7 +152,7 @@ class RewriteReport:
         frame = pd.DataFrame([vars(row) for row in self.rows])
         lines = [f"mode: {self.mode}    input: {tuple(self.input_shape)}"]
         lines.append(frame.to_string(index=False) if len(frame) else "(no pairs)")
-        lines.append(f"parameters: {self.params_before:,} -> {self.params_after:,} (+{self.params_after - self.params_before:,})")
+        lines.append(f"parameters the forward uses: {self.params_before:,} -> {self.params_after:,} (+{self.params_after - self.params_before:,})")
         if self.flops_before is not None and self.flops_after is not None:
             lines.append(
                 f"FLOPs (fvcore, 1 multiply-add = 1): {self.flops_before / 1e9:.4f}G -> {self.flops_after / 1e9:.4f}G "
@@ -457,7 +462,7 @@ def insert_indexnet(
     ``decoder`` (see surgery.compat). The model itself is not modified; the result shares its
     submodules (and weights). ``flops`` counts FLOPs at the example input (fvcore + handlers).
     """
-    from indexnas.surgery import analyze
+    from indexnas.surgery.analysis import analyze
 
     inputs = cost.as_inputs(example_input)
     gm, report = analyze(model, inputs)
@@ -476,8 +481,8 @@ def rewrite_analyzed(
     flops: bool = True,
 ) -> tuple[torch.fx.GraphModule, RewriteReport]:
     """insert_indexnet on a graph that ``surgery.analyze(model, inputs)`` returned (rewritten in place)."""
-    params_before = cost.parameters(model)
-    flops_before = cost.fvcore_flops(model, inputs).total if flops else None
+    params_before = cost.count_parameters(gm)  # the traced host: what its forward uses, as params_after
+    flops_before = cost.count_flops(model, inputs).total if flops else None
     the_plan = plan(gm, report, choice, mode, channel_fit)
     options, chosen = the_plan.options, the_plan.chosen
     given_back: dict[str, int] = {}
@@ -512,7 +517,7 @@ def rewrite_analyzed(
                     if modelwise_counted:
                         continue
                     modelwise_counted = True
-                row.params_added += cost.parameters(gm.get_submodule(target))
+                row.params_added += cost.count_parameters(gm.get_submodule(target))
             if flops:
                 row.flops_added = sum(site_flops.get(tag, 0) - given_back.get(tag, 0) for tag in tags)
         rows.append(row)
@@ -522,9 +527,9 @@ def rewrite_analyzed(
         rows=rows,
         choices={name: str(spec) for name, spec in chosen.items()},
         params_before=params_before,
-        params_after=cost.parameters(gm),
+        params_after=cost.count_parameters(gm),
         flops_before=flops_before,
-        flops_after=cost.fvcore_flops(gm, inputs).total if flops else None,
+        flops_after=cost.count_flops(gm, inputs).total if flops else None,
         input_shape=tuple(inputs[0].shape),
         unpaired=[f"{u.up.target}: {u.reason}" for u in report.unpaired],
         notes=list(report.warnings),

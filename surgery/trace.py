@@ -28,6 +28,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils._pytree import tree_flatten
 
 from indexnas.errors import UserError
+from indexnas.modes import eval_mode, module_mode
 from indexnas.surgery import registry
 
 READABLE = "indexnas_name"  # node.meta key: the name a user recognises ("decoder.up3", "encoder.pool:2")
@@ -301,25 +302,6 @@ def _name_nodes(gm: torch.fx.GraphModule) -> None:
             continue
         node.meta[READABLE] = f"{base}:{seen[base]}" if counts[base] > 1 else base
         seen[base] += 1
-
-
-@contextlib.contextmanager
-def module_mode(model: nn.Module, training: bool) -> Iterator[None]:
-    """Put the model in train or eval mode, restoring every submodule's own flag afterwards."""
-    flags = {module: module.training for module in model.modules()}
-    model.train(training)
-    try:
-        yield
-    finally:
-        for module, flag in flags.items():
-            module.training = flag
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Run in eval mode without gradients, restoring every submodule's training flag afterwards."""
-    with module_mode(model, False), torch.no_grad():
-        yield
 
 
 def other_sizes(inputs: tuple[Tensor, ...]) -> list[tuple[Tensor, ...]]:

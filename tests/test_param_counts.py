@@ -1,31 +1,14 @@
-"""Parameter counts equal the spec's per-stage formulas (indexnet-spec.md) for any channel count."""
+"""Parameter counts equal the per-stage formulas of docs/indexnet-spec.md (tests/index_params.py) for any
+channel count, and their stage sums the paper's Delta column."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexnas.indexnet import build_index_module, count_parameters
-from indexnas.spec import IndexSpec, all_choices
-
-
-def spec_formula(spec: IndexSpec, c: int) -> int:
-    """The spec's formulas, transcribed: K = 2, or 4 with weak context; BN counts 2 per channel."""
-    k2 = spec.kernel_size**2
-    linear = {
-        "holistic": 4 * k2 * c,
-        "m2o": 4 * k2 * c * c,
-        "o2o-unshared": 4 * k2 * c,
-        "o2o-shared": 4 * k2,
-        "o2o-modelwise": 4 * k2,
-    }
-    nonlinear = {
-        "holistic": 2 * k2 * c * c + 4 * c + 8 * c,
-        "m2o": 4 * (2 * k2 * c * c + 4 * c + 2 * c * c),
-        "o2o-unshared": 4 * (2 * k2 * c + 4 * c + 2 * c),
-        "o2o-shared": 4 * (2 * k2 + 4 + 2),
-        "o2o-modelwise": 4 * (2 * k2 + 4 + 2),
-    }
-    return (nonlinear if spec.nonlinear else linear)[spec.family]
+from indexnas.cost import count_parameters
+from indexnas.indexnet import build_index_module
+from indexnas.spec import all_choices
+from index_params import stage_params
 
 
 LEARNED = [s for s in all_choices() if s.learned]
@@ -34,7 +17,7 @@ LEARNED = [s for s in all_choices() if s.learned]
 @settings(max_examples=25, deadline=None)
 @given(spec=st.sampled_from(LEARNED), channels=st.integers(min_value=1, max_value=96))
 def test_every_variant_matches_its_formula_for_random_channel_counts(spec, channels):
-    assert count_parameters(build_index_module(spec, channels)) == spec_formula(spec, channels)
+    assert count_parameters(build_index_module(spec, channels)) == stage_params(spec, channels)
 
 
 @pytest.mark.parametrize(

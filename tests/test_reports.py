@@ -23,7 +23,8 @@ from torch import nn
 from indexnas import ops
 from indexnas.cli import main
 from indexnas.errors import UserError
-from indexnas.indexnet import IndexNet, build_index_module, count_parameters
+from indexnas.cost import count_parameters
+from indexnas.indexnet import IndexNet, build_index_module
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.reports import (
     collect_index_maps,
@@ -42,7 +43,7 @@ from indexnas.reports import (
 )
 from indexnas.reports.plots import encode
 from indexnas.reports.table import MIXED
-from indexnas.surgery.cost_table import FAMILY_BLOCKS, format_delta
+from indexnas.paper import FAMILY_BLOCKS, format_delta
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

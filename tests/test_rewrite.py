@@ -13,6 +13,7 @@ from indexnas.errors import UserError
 from indexnas.indexnet import IndexNet
 from indexnas.surgery import analyze, compat
 from indexnas.surgery.rewrite import fit_channels, insert_indexnet, modulate
+from index_params import stage_params
 
 ODD_SIZES = [(37, 53), (45, 45)]  # not multiples of 32, odd
 
@@ -235,7 +236,7 @@ def test_pairs_sharing_a_transition_share_one_index_network_and_must_agree():
     rewritten, rep = insert_indexnet(model, x, {names[0]: "m2o", names[1]: "m2o"}, "pool", flops=False)
     assert len(list(rewritten.get_submodule("indexnet").children())) == 1
     assert len(_calls(rewritten, ops.indexed_upsample)) == 2
-    assert sum(r.params_added for r in rep.rows) == rep.params_after - rep.params_before == 4 * 4 * 8 * 8
+    assert sum(r.params_added for r in rep.rows) == rep.params_after - rep.params_before == stage_params("m2o", 8)
 
 
 def test_compound_up_chains_the_inner_map_first():

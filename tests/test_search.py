@@ -12,6 +12,7 @@ from indexnas.search.storage import open_storage
 from indexnas.search.study import checkpoint_path, run_search
 from indexnas.surgery import recipe as recipes
 from indexnas.surgery.loading import load_model
+from index_params import model_delta
 
 MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
 PAIRS = {"pool1", "pool2"}
@@ -64,7 +65,7 @@ def test_every_trial_stores_choices_recipe_metrics_costs_and_timing(finished):
 def test_holistic_params_added_match_the_spec_formula(finished):
     _, study = finished
     holistic = next(t for t in study.trials if t.user_attrs.get("uniform") == "holistic")
-    assert holistic.values[1] == 2 * (4 * 4 * 8)  # two stages, 4 K^2 C with C = 8
+    assert holistic.values[1] == model_delta("holistic", (8, 8))  # two stages of 8 channels
 
 
 def test_pareto_trials_keep_their_weights_and_they_replay_onto_a_fresh_model(finished):

@@ -13,7 +13,7 @@ from indexnas import zoo
 from indexnas.cli import main as indexnas_main
 from indexnas.errors import UserError
 from indexnas.zoo import cli as zoo_cli
-from indexnas.zoo.measure import count_parameters, measure
+from indexnas.cost import count_parameters, measure
 
 SMALL = 0.25  # width for fast CPU tests
 OUT_CHANNELS = {"dncnn": 1, "dncnn_segnet": 1, "segnet": 37, "fastdepth": 1, "fastdepth_p": 1, "matting": 1, "unet": 1}

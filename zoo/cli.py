@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from indexnas.zoo.measure import count_parameters, measure
-from indexnas.zoo.registry import create_model, example_input, list_models, paper_baseline
-
 COLUMNS = ("model", "task", "input", "params (M)", "paper (M)", "GFLOPs fvcore", "GFLOPs /2^30", "paper GFLOPs")
 
 
@@ -19,9 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "models",
         help="list the zoo's host models: parameters and GFLOPs beside the paper's",
         description="List zoo models with parameters and fvcore GFLOPs (measured at --size) beside the "
-        "Index Networks paper's figures. 'GFLOPs fvcore' is fvcore's total / 1e9 (one multiply-add = one "
-        "flop, BN and interpolation included); 'GFLOPs /2^30' is convolution multiply-adds / 2**30, the "
-        "unit of the paper's tables.",
+        "Index Networks paper's figures. 'GFLOPs fvcore' is the total / 1e9 (fvcore's convention, one "
+        "multiply-add = one flop; BN, interpolation, pooling and elementwise ops included, as insert and search "
+        "count); 'GFLOPs /2^30' is convolution multiply-adds / 2**30, the unit of the paper's tables.",
     )
     parser.add_argument("names", nargs="*", help="zoo names or timm:NAME (default: every zoo model)")
     parser.add_argument("--no-flops", action="store_true", help="skip the fvcore FLOP count (faster)")
@@ -36,6 +31,9 @@ def _figure(value: float | None, digits: int) -> str:
 
 def model_row(name: str, size: int, width: float, flops: bool) -> tuple[str, ...]:
     """One table row for ``name``: measured figures at (size, width) beside the paper's."""
+    from indexnas.cost import count_parameters, measure
+    from indexnas.zoo.registry import create_model, example_input, paper_baseline
+
     baseline = paper_baseline(name)
     model = create_model(name, width=width).eval()
     x = example_input(name, size)
@@ -66,6 +64,10 @@ def format_table(rows: list[tuple[str, ...]]) -> str:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    import torch
+
+    from indexnas.zoo.registry import list_models, paper_baseline
+
     names = args.names or list_models()
     for name in names:
         paper_baseline(name)  # an unknown name fails before any model is built
