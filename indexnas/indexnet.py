@@ -1,7 +1,7 @@
 """Index networks: modules mapping a feature ``X`` to its encoder and decoder index maps.
 
 Every index module returns ``(I_enc, I_dec)`` at ``X``'s resolution (0 on an odd last row/column). The
-five learned families follow ``indexnet-spec.md`` exactly (no bias, BN, ReLU6, grouped convs);
+five learned families follow ``docs/indexnet-spec.md`` exactly (no bias, BN, ReLU6, grouped convs);
 the four columns of a depthwise family are fused into one convolution with the same weights
 count (a grouped 1x1 head keeps them independent). Baselines (``max``, ``hmi``, ``avg``) are
 parameter-free index functions behind the same interface.
@@ -24,7 +24,7 @@ COLUMNS = ops.RATE * ops.RATE  # one column per position of the 2x2 region
 
 @dataclass(frozen=True)
 class _Layout:
-    """How one family shapes its convolutions for a C-channel feature (see the spec's table)."""
+    """How one family shapes its convolutions for a C-channel feature (docs/indexnet-spec.md, the families' table)."""
 
     in_channels: int
     out_channels: int  # region logits: Ci * 4

@@ -9,7 +9,7 @@ model shows one readable node per operator; nothing here reads a Python int off 
 In eager mode IP and IU are autograd Functions: their kernels never build the nearest-upsampled
 feature, and they save for backward only the inputs and maps their gradients need (IU is IP's
 adjoint, so each backward is the other operator). While a graph is captured (torch.export,
-torch.compile, jit tracing) they take the spec's plain formulas, which every exporter understands.
+torch.compile, jit tracing) they take the plain formulas of docs/indexnet-spec.md, which every exporter understands.
 """
 
 from __future__ import annotations
@@ -208,14 +208,14 @@ class _IndexedUpsample(torch.autograd.Function):
 
 
 def _pool(x: Tensor, enc_map: Tensor) -> Tensor:
-    """IP as the spec's formula while a graph is captured, else as the autograd Function."""
+    """IP as its formula (docs/indexnet-spec.md) while a graph is captured, else as the autograd Function."""
     if _traced():
         return F.avg_pool2d(x * enc_map, RATE) * float(RATE * RATE)
     return _IndexedPool.apply(x, enc_map)
 
 
 def _upsample(d: Tensor, dec_map: Tensor) -> Tensor:
-    """IU as the spec's formula while a graph is captured, else as the autograd Function."""
+    """IU as its formula (docs/indexnet-spec.md) while a graph is captured, else as the autograd Function."""
     if _traced():
         return pad_to_odd(F.interpolate(d, scale_factor=float(RATE), mode="nearest"), dec_map) * dec_map
     return _IndexedUpsample.apply(d, dec_map)

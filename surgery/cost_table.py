@@ -105,23 +105,34 @@ def _baseline_row(host: _Host) -> dict[str, Any]:
     }
 
 
-def _variant_row(host: _Host, spec: IndexSpec, strict: dict[str, compat.PairOptions]) -> dict[str, Any]:
-    """One variant: rewrite a copy of the host's graph (sharing its modules) and measure it."""
+def _paper_cells(host: _Host, spec: IndexSpec) -> tuple[str, float]:
+    """The paper's printed (Delta, GFLOPs) for this variant, or ('', NaN) for a host it does not report."""
+    cell = host.paper.rows.get(str(spec)) if host.paper else None
+    return cell if cell else ("", math.nan)
+
+
+def _rewrite(host: _Host, spec: IndexSpec) -> tuple[torch.fx.GraphModule, list[str]]:
+    """A copy of the host's graph (sharing its modules) rewritten with ``spec``; and the pairs it rewrote."""
     variant = torch.fx.GraphModule(host.gm, copy.deepcopy(host.gm.graph))
     the_plan = plan(variant, host.report, spec, host.mode, host.channel_fit)
     with contextlib.nullcontext() if host.flops else torch.device("meta"):  # counting only: no weights needed
         apply(variant, the_plan)
+    return variant, [name for name, chosen in the_plan.chosen.items() if not chosen.keep]
+
+
+def _variant_row(host: _Host, spec: IndexSpec, strict: dict[str, compat.PairOptions]) -> dict[str, Any]:
+    """One variant, measured on its rewrite; the note names pairs reached only by a channel-group fit."""
+    variant, rewritten = _rewrite(host, spec)
     delta = cost.count_parameters(variant) - host.params
-    cell = host.paper.rows.get(str(spec)) if host.paper else None
-    rewritten = [n for n, s in the_plan.chosen.items() if not s.keep]
-    grouped = [n for n in rewritten if not any(s == spec for s in strict[n].allowed)]
+    paper_delta, paper_gflops = _paper_cells(host, spec)
+    grouped = [n for n in rewritten if spec not in strict[n].allowed]
     gflops, full = _flops(variant, host)
     return {
         "block": FAMILY_BLOCKS[spec.family], "method": str(spec),
         "NL": CHECK if spec.nonlinear else "", "C": CHECK if spec.context else "",
-        "#Param": "", "Delta": format_delta(delta, DeltaStyle.of(cell[0]) if cell else None), "Delta exact": delta,
-        "GFLOPs": gflops, "fvcore GFLOPs": full, "pairs": f"{len(rewritten)}/{len(host.report.pairs)}",
-        "paper #Param/Delta": cell[0] if cell else "", "paper GFLOPs": cell[1] if cell else math.nan,
+        "#Param": "", "Delta": format_delta(delta, DeltaStyle.of(paper_delta) if paper_delta else None),
+        "Delta exact": delta, "GFLOPs": gflops, "fvcore GFLOPs": full, "pairs": f"{len(rewritten)}/{len(host.report.pairs)}",
+        "paper #Param/Delta": paper_delta, "paper GFLOPs": paper_gflops,
         "note": f"channel-group fit at {len(grouped)} pair(s)" if grouped else "",
     }
 

@@ -1,6 +1,6 @@
 """IP and IU under autograd: exact gradients, the spec formula's values, and only inputs + maps saved.
 
-The operators' eager kernels and hand-written backward must agree with the spec's formulas
+The operators' eager kernels and hand-written backward must agree with the formulas of docs/indexnet-spec.md
 (``avg_pool2d(X * I_enc, 2) * 4`` and ``nearest_upsample(D, 2) * I_dec``) in value and gradient,
 and keep no activation beyond the tensors they were given.
 """

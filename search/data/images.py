@@ -15,7 +15,7 @@ from indexnas.errors import UserError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
-# Photographs that ship inside the scikit-image wheel (no download; see offline-data-notes.md).
+# Photographs that ship inside the scikit-image wheel: nothing is downloaded at run time.
 SKIMAGE_PHOTOS: tuple[str, ...] = (
     "astronaut",
     "chelsea",
