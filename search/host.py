@@ -81,7 +81,7 @@ def _suggest(task: str) -> str:
 
 def describe_pairs(host: nn.Module, example: torch.Tensor, mode: str) -> tuple[list[dict], dict[str, tuple[IndexSpec, ...]]]:
     """The host's pairs (as stored in the study) and the choices each pair allows in ``mode``."""
-    from indexnas.surgery.analysis import analyze
+    from indexnas.surgery import analyze
     from indexnas.surgery.compat import pair_options
 
     gm, report = analyze(host, example)

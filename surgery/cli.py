@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_pairs(args: argparse.Namespace) -> int:
-    from indexnas.surgery.analysis import analyze
+    from indexnas.surgery import analyze
     from indexnas.surgery.loading import load_model
 
     model, example = load_model(args.model, size=args.size)
