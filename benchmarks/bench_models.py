@@ -109,16 +109,18 @@ def best_times(runs: dict[str, Callable[[], None]], reps: int, device: str = "cp
 
 
 def report_host(name: str, width: float, size: int, batch: int, reps: int, device: str = "cpu",
-                amp: str = "off", variants: list[str] | None = None) -> dict:
+                amp: str = "off", variants: list[str] | None = None, surgery_size: int | None = None) -> dict:
     """Print one host's table (the plain host, then each variant's time as a multiple of the host's); return it."""
     torch.manual_seed(0)
     host = create_model(name, width=width)
-    x = example_input(name, size=size, batch=batch)  # the surgery analyses on the CPU, the models run on `device`
+    x = example_input(name, size=size, batch=batch)
+    # The surgery analyses on the CPU, at most 2 images (at `surgery_size`); the rewritten graph runs at any size.
+    example = example_input(name, size=surgery_size or size, batch=min(batch, 2))
     models: dict[str, nn.Module] = {"host": host}
     notes: dict[str, str] = {"host": ""}
     for spec in variants or [str(v) for v in paper_variants()]:
         try:
-            models[spec], mode, pairs = rewrite(host, x, spec)
+            models[spec], mode, pairs = rewrite(host, example, spec)
             notes[spec] = f"{mode}, {pairs} pairs"
         except UserError as error:
             notes[spec] = f"not inserted: {error.problem}"
@@ -170,6 +172,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1: timed in process CPU time)")
     parser.add_argument("--variants", nargs="+", help="variants to insert (default: the paper's 15)")
+    parser.add_argument("--surgery-size", type=int, help="input size the surgery analyses at (default: --size)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--amp", choices=AMP_MODES, default="auto",
                         help="mixed precision as the search trains: auto = bf16 on CUDA, off on CPU")
@@ -182,7 +185,8 @@ def main() -> int:
     print(f"{' '.join(sys.argv)}\n\n{machine(args.device)}")
     hosts = []
     for name in args.hosts or list_models():
-        hosts.append(report_host(name, args.width, args.size, args.batch, args.reps, args.device, amp, args.variants))
+        hosts.append(report_host(name, args.width, args.size, args.batch, args.reps, args.device, amp, args.variants,
+                                 args.surgery_size))
         if args.json:  # after each host, so that a run cut short keeps what it measured
             document = {"machine": machine(args.device), "goal_small_families_train_x_host": GOAL_SMALL_X_HOST,
                         "hosts": hosts}

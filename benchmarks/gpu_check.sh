@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The GPU check (issue 16): gpu-marked tests, operators, training-step overhead and the search on one GPU.
+#
+#   benchmarks/gpu_check.sh [--out DIR] [--cpu-smoke]
+#
+# Writes DIR/gpu_check.json and DIR/gpu_check.md (a section for BENCHMARKS.md: GPU model, driver, torch,
+# CUDA), and beside them each step's log and figures. DIR defaults to $OUT when set, else runs/gpu_check.
+# Every step runs under its own time limit (about 8 minutes in all on one H200-class GPU); a step that
+# fails or runs out of time is recorded as such and the others' figures are kept. --cpu-smoke runs every
+# step at toy sizes on the CPU (no GPU needed), to test the script itself. Environment: PYTHON (default
+# .venv/bin/python, else python3), SEARCH_SECONDS (each search run's limit, default 75).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+out_dir="${OUT:-runs/gpu_check}"
+smoke=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) out_dir="$2"; shift 2 ;;
+        --cpu-smoke) smoke=1; shift ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "gpu_check.sh: unknown argument $1 (use --out DIR, --cpu-smoke)" >&2; exit 2 ;;
+    esac
+done
+python="${PYTHON:-}"
+if [ -z "$python" ]; then
+    if [ -x .venv/bin/python ]; then python=.venv/bin/python; else python=python3; fi
+fi
+mkdir -p "$out_dir"
+: > "$out_dir/steps.tsv"
+rm -f "$out_dir"/*.json "$out_dir/pytest-gpu.xml"
+
+# indexnas must import as installed (indexnas.zoo, ...); offline, an editable install needs no download.
+if ! "$python" -c "import indexnas.search.cli, indexnas.zoo" 2>/dev/null; then
+    echo "indexnas is not installed for $python: installing it editable, without dependencies" >&2
+    "$python" -m pip install --quiet --no-deps --no-build-isolation -e . >&2 || true
+fi
+if ! "$python" -c "import torch, optuna, timm, fvcore, skimage, pytest, indexnas.search.cli" >&2; then
+    echo "gpu_check.sh: $python lacks the project's dependencies: install them (pip install -e '.[test]')" >&2
+    exit 2
+fi
+
+if [ "$smoke" = 1 ]; then
+    export OMP_NUM_THREADS=1
+    device=cpu
+    ops_args=(--shapes tiny --reps 2)
+    small_variants=(--variants o2o-shared o2o-modelwise m2o)
+    dncnn_args=(--width 0.25 --size 40 --batch 4 --reps 1 "${small_variants[@]}")
+    segnet_args=(--width 0.25 --size 32 --batch 2 --reps 1 "${small_variants[@]}")
+    search_args=(--width 0.25 --batch-size 4 --budget-steps 2 --trials 1 --seconds 60 --probe-batches 2)
+else
+    if ! "$python" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+        echo "gpu_check.sh: torch sees no CUDA device here (use --cpu-smoke to test the script on the CPU)" >&2
+        exit 2
+    fi
+    device=cuda
+    threads=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))  # CPU threads for the surgery that precedes GPU timing
+    ops_args=(--reps 10)  # the paper-size shapes 8x64x160x160 and 16x256x80x80, fp32 and bf16
+    dncnn_args=(--width 1 --size 40 --batch 128 --reps 10 --threads "$threads")  # the paper's DnCNN batch
+    segnet_args=(--width 1 --size 320 --batch 4 --reps 10 --surgery-size 64 --threads "$threads")
+    search_args=(--seconds "${SEARCH_SECONDS:-75}")  # the paper's batch 128 of 40x40 patches, width 1
+fi
+search_limit=$(( 2 * ${SEARCH_SECONDS:-75} + 90 ))  # two runs, their stop grace, the probe and start-up
+
+# step NAME LIMIT_S COMMAND...: run it under `timeout`, its output in NAME.log, its status in steps.tsv
+step() {
+    local name="$1" limit="$2"
+    shift 2
+    local start=$SECONDS
+    echo "== $name (limit ${limit} s): $*" >&2
+    timeout -k 10 "$limit" "$@" > "$out_dir/$name.log" 2>&1
+    local status=$?
+    printf '%s\t%d\t%d\t%d\n' "$name" "$status" "$((SECONDS - start))" "$limit" >> "$out_dir/steps.tsv"
+    echo "   exit $status after $((SECONDS - start)) s" >&2
+}
+
+step pytest-gpu 80 "$python" -m pytest -q -m gpu tests -p no:cacheprovider --junitxml="$out_dir/pytest-gpu.xml"
+step ops 60 "$python" benchmarks/bench_ops.py --device "$device" --no-normalisation --json "$out_dir/ops.json" \
+    "${ops_args[@]}"
+step models-dncnn_segnet 60 "$python" benchmarks/bench_models.py --device "$device" --hosts dncnn_segnet \
+    --json "$out_dir/models-dncnn_segnet.json" "${dncnn_args[@]}"
+step models-segnet 60 "$python" benchmarks/bench_models.py --device "$device" --hosts segnet \
+    --json "$out_dir/models-segnet.json" "${segnet_args[@]}"
+step search "$search_limit" "$python" benchmarks/bench_gpu_search.py --out "$out_dir/search-runs" \
+    --json "$out_dir/search.json" --workers 1 2 "${search_args[@]}"
+
+command="benchmarks/gpu_check.sh"
+if [ "$smoke" = 1 ]; then command+=" --cpu-smoke"; fi
+"$python" benchmarks/bench_gpu_report.py "$out_dir" --command "$command"
