@@ -43,6 +43,7 @@ fi
 if [ "$smoke" = 1 ]; then
     export OMP_NUM_THREADS=1
     device=cpu
+    test_paths=(tests/test_gpu.py)  # collects fast; every test in it skips without CUDA
     ops_args=(--shapes tiny --reps 2)
     small_variants=(--variants o2o-shared o2o-modelwise m2o)
     dncnn_args=(--width 0.25 --size 40 --batch 4 --reps 1 "${small_variants[@]}")
@@ -54,13 +55,14 @@ else
         exit 2
     fi
     device=cuda
+    test_paths=(tests)  # every gpu-marked test of the suite
     threads=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))  # CPU threads for the surgery that precedes GPU timing
     ops_args=(--reps 10)  # the paper-size shapes 8x64x160x160 and 16x256x80x80, fp32 and bf16
     dncnn_args=(--width 1 --size 40 --batch 128 --reps 10 --threads "$threads")  # the paper's DnCNN batch
     segnet_args=(--width 1 --size 320 --batch 4 --reps 10 --surgery-size 64 --threads "$threads")
     search_args=(--seconds "${SEARCH_SECONDS:-75}")  # the paper's batch 128 of 40x40 patches, width 1
 fi
-search_limit=$(( 2 * ${SEARCH_SECONDS:-75} + 90 ))  # two runs, their stop grace, the probe and start-up
+search_limit=$(( 2 * ${SEARCH_SECONDS:-75} + 60 ))  # two runs, their stop grace, the probe and start-up
 
 # step NAME LIMIT_S COMMAND...: run it under `timeout`, its output in NAME.log, its status in steps.tsv
 step() {
@@ -74,12 +76,13 @@ step() {
     echo "   exit $status after $((SECONDS - start)) s" >&2
 }
 
-step pytest-gpu 80 "$python" -m pytest -q -m gpu tests -p no:cacheprovider --junitxml="$out_dir/pytest-gpu.xml"
-step ops 60 "$python" benchmarks/bench_ops.py --device "$device" --no-normalisation --json "$out_dir/ops.json" \
+step pytest-gpu 70 "$python" -m pytest -q -m gpu "${test_paths[@]}" -p no:cacheprovider \
+    --junitxml="$out_dir/pytest-gpu.xml"
+step ops 50 "$python" benchmarks/bench_ops.py --device "$device" --no-normalisation --json "$out_dir/ops.json" \
     "${ops_args[@]}"
-step models-dncnn_segnet 60 "$python" benchmarks/bench_models.py --device "$device" --hosts dncnn_segnet \
+step models-dncnn_segnet 55 "$python" benchmarks/bench_models.py --device "$device" --hosts dncnn_segnet \
     --json "$out_dir/models-dncnn_segnet.json" "${dncnn_args[@]}"
-step models-segnet 60 "$python" benchmarks/bench_models.py --device "$device" --hosts segnet \
+step models-segnet 55 "$python" benchmarks/bench_models.py --device "$device" --hosts segnet \
     --json "$out_dir/models-segnet.json" "${segnet_args[@]}"
 step search "$search_limit" "$python" benchmarks/bench_gpu_search.py --out "$out_dir/search-runs" \
     --json "$out_dir/search.json" --workers 1 2 "${search_args[@]}"
