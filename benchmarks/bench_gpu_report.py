@@ -1,16 +1,18 @@
 """Collect what `benchmarks/gpu_check.sh` measured into one JSON file and one BENCHMARKS.md section.
 
-Reads the step files in the check's output folder (each optional: a step that failed or ran out of
-time leaves the others' figures), adds the machine (GPU model, driver, torch, CUDA), and compares
-every figure with the goal its benchmark script wrote beside it. Usage::
+Reads the steps' files in the check's parts folder (each optional: a step that failed or ran out of
+time leaves the others' figures), with the machine (GPU model, driver, torch, CUDA) recorded once at
+the start, and compares every figure with the goal its benchmark script wrote beside it. Usage::
 
-    python benchmarks/bench_gpu_report.py OUT_DIR        # writes OUT_DIR/gpu_check.json and gpu_check.md
+    python benchmarks/bench_gpu_report.py env PARTS                # PARTS/env.json: the machine
+    python benchmarks/bench_gpu_report.py report PARTS OUT         # OUT/gpu_check.json and OUT/gpu_check.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -18,13 +20,13 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import torch
-
 
 def environment() -> dict:
     """GPU model, driver, torch, CUDA and cuDNN versions, CPU and Python: the context of every figure."""
+    import torch
+
     env = {"python": platform.python_version(), "torch": torch.__version__, "cuda_build": torch.version.cuda,
-           "cuda_available": torch.cuda.is_available(), "cpu_count": __import__("os").cpu_count(),
+           "cuda_available": torch.cuda.is_available(), "cpu_count": os.cpu_count(),
            "cpu": platform.processor() or platform.machine()}
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -114,12 +116,14 @@ def models_summary(documents: list[dict]) -> list[dict]:
     return summary
 
 
-def collect(out: Path) -> dict:
-    models = [d for d in (read_json(p) for p in sorted(out.glob("models-*.json"))) if d]
-    search = read_json(out / "search.json")
-    result = {"environment": environment(), "steps": read_steps(out / "steps.tsv"),
-              "pytest_gpu": read_pytest(out / "pytest-gpu.xml"), "operators": ops_summary(read_json(out / "ops.json")),
-              "models": models_summary(models), "search": search}
+def collect(parts: Path) -> dict:
+    """Everything the parts folder holds, summarised against the goals, with the raw figures kept beside."""
+    models = [d for d in (read_json(p) for p in sorted(parts.glob("models-*.json"))) if d]
+    ops = read_json(parts / "ops.json")
+    search = read_json(parts / "search.json")
+    result = {"environment": read_json(parts / "env.json") or {}, "steps": read_steps(parts / "steps.tsv"),
+              "pytest_gpu": read_pytest(parts / "pytest-gpu.xml"), "operators": ops_summary(ops),
+              "models": models_summary(models), "search": search, "raw": {"ops": ops, "models": models}}
     runs = {r["workers"]: r for r in (search or {}).get("runs", []) if r.get("trials_per_hour")}
     if 1 in runs and 2 in runs:
         result["search_workers2_over_workers1"] = runs[2]["trials_per_hour"] / runs[1]["trials_per_hour"]
@@ -133,11 +137,11 @@ def _yes(flag: bool | None) -> str:
 def markdown(result: dict, command: str) -> str:
     """The BENCHMARKS.md section for one run of the check."""
     env = result["environment"]
-    gpu = env.get("gpu", "no GPU (CPU smoke run)")
+    gpu = env.get("gpu", "no GPU")
     lines = [f"### GPU figures: {gpu}", "",
              f"Command: `{command}`. Machine: {gpu}" + (f", driver {env['driver']}" if "driver" in env else "")
-             + f"; torch {env['torch']}, CUDA {env['cuda_build']}, cuDNN {env.get('cudnn', '-')}; "
-             f"{env['cpu_count']} CPU cores; Python {env['python']}.", "",
+             + f"; torch {env.get('torch', '?')}, CUDA {env.get('cuda_build', '?')}, cuDNN {env.get('cudnn', '-')}; "
+             f"{env.get('cpu_count', '?')} CPU cores; Python {env.get('python', '?')}.", "",
              "| step | exit | seconds | limit |", "|---|---|---|---|"]
     for step in result["steps"]:
         status = "timed out" if step["timed_out"] else str(step["exit_status"])
@@ -192,13 +196,22 @@ def markdown(result: dict, command: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="the check's output folder")
-    parser.add_argument("--command", default="benchmarks/gpu_check.sh", help="the command line, for the section")
+    commands = parser.add_subparsers(dest="what", required=True)
+    env = commands.add_parser("env", help="record the machine in PARTS/env.json")
+    env.add_argument("parts", type=Path)
+    report = commands.add_parser("report", help="write OUT/gpu_check.json and OUT/gpu_check.md from PARTS")
+    report.add_argument("parts", type=Path)
+    report.add_argument("out", type=Path)
+    report.add_argument("--command", default="benchmarks/gpu_check.sh", help="the command line, for the section")
     args = parser.parse_args()
-    result = collect(args.out)
+    if args.what == "env":
+        (args.parts / "env.json").write_text(json.dumps(environment(), indent=1))
+        return 0
+    result = collect(args.parts)
+    text = markdown(result, args.command)
     (args.out / "gpu_check.json").write_text(json.dumps(result, indent=1, default=str))
-    (args.out / "gpu_check.md").write_text(markdown(result, args.command))
-    print(markdown(result, args.command))
+    (args.out / "gpu_check.md").write_text(text)
+    print(text)
     return 0
 
 

@@ -39,6 +39,7 @@ from indexnas.search.storage import open_storage  # noqa: E402
 
 SAMPLE_S = 0.5  # nvidia-smi sampling period
 STOP_GRACE_S = 15  # after SIGINT at the time limit, how long the run may take to stop before SIGKILL
+LOG_TAIL_LINES = 30  # of each run's output, kept in the figures (the run directory may be temporary)
 PROBE_CHOICE = "o2o-shared"  # the configuration whose rewrite is timed (every pair allows it in pool mode)
 
 
@@ -175,7 +176,7 @@ def run_search(args: argparse.Namespace, workers: int, host_from: Path | None) -
     window = None
     if figures.get("first_start"):
         window = (dt.datetime.fromisoformat(figures["first_start"]), dt.datetime.fromisoformat(figures["last_end"]))
-    tail = (out / "log.txt").read_text(errors="replace").splitlines()[-5:]
+    tail = (out / "log.txt").read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
     return {"workers": workers, "command": " ".join(command[1:]), "exit_status": status, "cut_at_limit": status is None,
             "wall_s": wall, "limit_s": args.seconds, "warm_host_reused": (out / "host.pt").exists() and host_from is not None,
             **figures, "gpu_during_trials": sampler.summary(*window) if window else None,

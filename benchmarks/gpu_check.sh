@@ -3,12 +3,14 @@
 #
 #   benchmarks/gpu_check.sh [--out DIR] [--cpu-smoke]
 #
-# Writes DIR/gpu_check.json and DIR/gpu_check.md (a section for BENCHMARKS.md: GPU model, driver, torch,
-# CUDA), and beside them each step's log and figures. DIR defaults to $OUT when set, else runs/gpu_check.
-# Every step runs under its own time limit (about 8 minutes in all on one H200-class GPU); a step that
-# fails or runs out of time is recorded as such and the others' figures are kept. --cpu-smoke runs every
-# step at toy sizes on the CPU (no GPU needed), to test the script itself. Environment: PYTHON (default
-# .venv/bin/python, else python3), SEARCH_SECONDS (each search run's limit, default 75).
+# Writes three files to DIR (default: $OUT when set, else runs/gpu_check): gpu_check.md, the section for
+# BENCHMARKS.md (GPU model, driver, torch, CUDA); gpu_check.json, every figure; gpu_check.log, every
+# step's output. Both reports are rewritten after each step, and each step runs under its own time limit
+# (about 8 minutes in all on one H200-class GPU), so a step that fails or runs out of time costs only its
+# own figures. --cpu-smoke runs every step at toy sizes on the CPU, to test the script without a GPU.
+# Environment: PYTHON (default .venv/bin/python, else python3), SEARCH_SECONDS (each search run, default
+# 75). Without optuna/fvcore, wheels in .whl/ (benchmarks/gpu_wheels.sh) are installed to a temporary
+# folder; without indexnas, the checkout is installed editable (offline, no dependencies).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +20,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --out) out_dir="$2"; shift 2 ;;
         --cpu-smoke) smoke=1; shift ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu_check.sh: unknown argument $1 (use --out DIR, --cpu-smoke)" >&2; exit 2 ;;
     esac
 done
@@ -27,16 +29,23 @@ if [ -z "$python" ]; then
     if [ -x .venv/bin/python ]; then python=.venv/bin/python; else python=python3; fi
 fi
 mkdir -p "$out_dir"
-: > "$out_dir/steps.tsv"
-rm -f "$out_dir"/*.json "$out_dir/pytest-gpu.xml"
+out_dir="$(cd "$out_dir" && pwd)"
+rm -f "$out_dir/gpu_check.md" "$out_dir/gpu_check.json" "$out_dir/gpu_check.log"
+parts="$(mktemp -d)"  # each step's raw figures; search studies and checkpoints too
+trap 'rm -rf "$parts"' EXIT
 
-# indexnas must import as installed (indexnas.zoo, ...); offline, an editable install needs no download.
-if ! "$python" -c "import indexnas.search.cli, indexnas.zoo" 2>/dev/null; then
-    echo "indexnas is not installed for $python: installing it editable, without dependencies" >&2
-    "$python" -m pip install --quiet --no-deps --no-build-isolation -e . >&2 || true
+if ! "$python" -c "import optuna, fvcore" 2>/dev/null && compgen -G ".whl/*.whl" > /dev/null; then
+    echo "installing .whl/*.whl into $parts/site" >&2
+    "$python" -m pip install --quiet --no-index --no-deps --no-compile --target "$parts/site" .whl/*.whl >&2
+    export PYTHONPATH="$parts/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-if ! "$python" -c "import torch, optuna, timm, fvcore, skimage, pytest, indexnas.search.cli" >&2; then
-    echo "gpu_check.sh: $python lacks the project's dependencies: install them (pip install -e '.[test]')" >&2
+if ! "$python" -c "import indexnas.search.cli, indexnas.zoo" 2>/dev/null; then
+    echo "indexnas is not installed for $python: installing this checkout editable, offline" >&2
+    "$python" -m pip install --quiet --no-index --no-deps --no-build-isolation -e . >&2
+fi
+if ! "$python" -c "import torch, optuna, timm, fvcore, skimage, pytest, indexnas.search.cli, indexnas.zoo" >&2; then
+    echo "gpu_check.sh: $python lacks the project or its dependencies (pip install -e '.[test]'; on the GPU" \
+         "machine carry .whl from benchmarks/gpu_wheels.sh)" >&2
     exit 2
 fi
 
@@ -63,30 +72,32 @@ else
     search_args=(--seconds "${SEARCH_SECONDS:-75}")  # the paper's batch 128 of 40x40 patches, width 1
 fi
 search_limit=$(( 2 * ${SEARCH_SECONDS:-75} + 60 ))  # two runs, their stop grace, the probe and start-up
+command="benchmarks/gpu_check.sh"
+if [ "$smoke" = 1 ]; then command+=" --cpu-smoke"; fi
+"$python" benchmarks/bench_gpu_report.py env "$parts"
+: > "$parts/steps.tsv"
 
-# step NAME LIMIT_S COMMAND...: run it under `timeout`, its output in NAME.log, its status in steps.tsv
+# step NAME LIMIT_S COMMAND...: run it under `timeout` (status 124: cut at the limit), then rewrite the reports
 step() {
     local name="$1" limit="$2"
     shift 2
     local start=$SECONDS
-    echo "== $name (limit ${limit} s): $*" >&2
-    timeout -k 10 "$limit" "$@" > "$out_dir/$name.log" 2>&1
+    echo "== $name (limit ${limit} s): $*" | tee -a "$out_dir/gpu_check.log" >&2
+    timeout -k 10 "$limit" "$@" >> "$out_dir/gpu_check.log" 2>&1
     local status=$?
-    printf '%s\t%d\t%d\t%d\n' "$name" "$status" "$((SECONDS - start))" "$limit" >> "$out_dir/steps.tsv"
-    echo "   exit $status after $((SECONDS - start)) s" >&2
+    printf '%s\t%d\t%d\t%d\n' "$name" "$status" "$((SECONDS - start))" "$limit" >> "$parts/steps.tsv"
+    echo "   exit $status after $((SECONDS - start)) s" | tee -a "$out_dir/gpu_check.log" >&2
+    "$python" benchmarks/bench_gpu_report.py report "$parts" "$out_dir" --command "$command" > /dev/null
 }
 
 step pytest-gpu 70 "$python" -m pytest -q -m gpu "${test_paths[@]}" -p no:cacheprovider \
-    --junitxml="$out_dir/pytest-gpu.xml"
-step ops 50 "$python" benchmarks/bench_ops.py --device "$device" --no-normalisation --json "$out_dir/ops.json" \
+    --junitxml="$parts/pytest-gpu.xml"
+step ops 50 "$python" benchmarks/bench_ops.py --device "$device" --no-normalisation --json "$parts/ops.json" \
     "${ops_args[@]}"
 step models-dncnn_segnet 55 "$python" benchmarks/bench_models.py --device "$device" --hosts dncnn_segnet \
-    --json "$out_dir/models-dncnn_segnet.json" "${dncnn_args[@]}"
+    --json "$parts/models-dncnn_segnet.json" "${dncnn_args[@]}"
 step models-segnet 55 "$python" benchmarks/bench_models.py --device "$device" --hosts segnet \
-    --json "$out_dir/models-segnet.json" "${segnet_args[@]}"
-step search "$search_limit" "$python" benchmarks/bench_gpu_search.py --out "$out_dir/search-runs" \
-    --json "$out_dir/search.json" --workers 1 2 "${search_args[@]}"
-
-command="benchmarks/gpu_check.sh"
-if [ "$smoke" = 1 ]; then command+=" --cpu-smoke"; fi
-"$python" benchmarks/bench_gpu_report.py "$out_dir" --command "$command"
+    --json "$parts/models-segnet.json" "${segnet_args[@]}"
+step search "$search_limit" "$python" benchmarks/bench_gpu_search.py --out "$parts/search" \
+    --json "$parts/search.json" --workers 1 2 "${search_args[@]}"
+cat "$out_dir/gpu_check.md"

@@ -52,6 +52,8 @@ def test_the_cpu_smoke_run_writes_every_figure_of_the_gpu_run(tmp_path):
     run = subprocess.run([str(ROOT / "benchmarks" / "gpu_check.sh"), "--cpu-smoke", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
+    # the GPU machine returns at most 8 files: the check writes 3 (its raw parts lie in a temporary folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu_check.json", "gpu_check.log", "gpu_check.md"]
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     assert [s["step"] for s in result["steps"]] == STEPS
     assert all(s["exit_status"] == 0 for s in result["steps"]), result["steps"]
@@ -68,8 +70,10 @@ def test_the_cpu_smoke_run_writes_every_figure_of_the_gpu_run(tmp_path):
     assert [r["workers"] for r in runs] == [1, 2]
     assert all(r["completed"] >= 1 and r["trials_per_hour"] > 0 and r["devices"] == ["cpu"] for r in runs)
     assert runs[1]["warm_host_reused"] and result["search_workers2_over_workers1"] > 0
+    assert result["raw"]["ops"]["rows"] and len(result["raw"]["models"]) == 2
     assert result["search"]["probe"]["data_ms_per_batch"] > 0 and result["search"]["probe"]["surgery_s"] > 0
     text = (tmp_path / "gpu_check.md").read_text()
+    assert "== search (limit" in (tmp_path / "gpu_check.log").read_text()
     for heading in ("| step | exit |", "`pytest -m gpu`:", "Operators, forward+backward", "Training step per variant",
                     "Search (`indexnas search`", "Where the time goes:"):
         assert heading in text
