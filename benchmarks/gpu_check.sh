@@ -34,14 +34,16 @@ rm -f "$out_dir/gpu_check.md" "$out_dir/gpu_check.json" "$out_dir/gpu_check.log"
 parts="$(mktemp -d)"  # each step's raw figures; search studies and checkpoints too
 trap 'rm -rf "$parts"' EXIT
 
-if ! "$python" -c "import optuna, fvcore" 2>/dev/null && compgen -G ".whl/*.whl" > /dev/null; then
-    echo "installing .whl/*.whl into $parts/site" >&2
-    "$python" -m pip install --quiet --no-index --no-deps --no-compile --target "$parts/site" .whl/*.whl >&2
-    export PYTHONPATH="$parts/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-if ! "$python" -c "import indexnas.search.cli, indexnas.zoo" 2>/dev/null; then
-    echo "indexnas is not installed for $python: installing this checkout editable, offline" >&2
-    "$python" -m pip install --quiet --no-index --no-deps --no-build-isolation -e . >&2
+if ! "$python" -c "import optuna, fvcore, indexnas.search.cli, indexnas.zoo" 2>/dev/null; then
+    if compgen -G ".whl/*.whl" > /dev/null; then  # optuna, fvcore, their needs, a recent setuptools
+        echo "installing .whl/*.whl into $parts/site" >&2
+        "$python" -m pip install --quiet --no-index --no-deps --no-compile --target "$parts/site" .whl/*.whl >&2
+        export PYTHONPATH="$parts/site${PYTHONPATH:+:$PYTHONPATH}"
+    fi
+    if ! "$python" -c "import indexnas.search.cli, indexnas.zoo" 2>/dev/null; then
+        echo "indexnas is not installed for $python: installing this checkout editable, offline" >&2
+        "$python" -m pip install --quiet --no-index --no-deps --no-build-isolation -e . >&2
+    fi
 fi
 if ! "$python" -c "import torch, optuna, timm, fvcore, skimage, pytest, indexnas.search.cli, indexnas.zoo" >&2; then
     echo "gpu_check.sh: $python lacks the project or its dependencies (pip install -e '.[test]'; on the GPU" \
