@@ -6,12 +6,17 @@ models interleaved round by round. Usage::
 
     python benchmarks/bench_models.py                        # width 0.25 hosts, 2 x C x 128 x 128, CPU
     python benchmarks/bench_models.py --hosts segnet --size 224 --width 1.0
+    python benchmarks/bench_models.py --device cuda --hosts dncnn_segnet --width 1 --size 40 --batch 128 \
+        --json models.json                                   # bf16 autocast (the search's default on CUDA)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,12 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from bench_ops import clock, machine  # noqa: E402
 from indexnas.errors import UserError  # noqa: E402
+from indexnas.search.train import AMP_MODES, resolve_amp  # noqa: E402
 from indexnas.spec import paper_variants  # noqa: E402
 from indexnas.surgery.rewrite import insert_indexnet  # noqa: E402
 from indexnas.zoo import create_model, example_input, list_models  # noqa: E402
 
 MODES = ("pool", "stride")  # tried in this order: the first that rewrites at least one pair
 SMALL_FAMILIES = ("o2o-shared", "o2o-modelwise")  # the paper's "negligible" extra cost
+GOAL_SMALL_X_HOST = 1.10  # their training step on CUDA as a multiple of the host's (BENCHMARKS.md)
 
 
 def _loss(output: Tensor | tuple | list | dict) -> Tensor:
@@ -39,23 +46,32 @@ def _loss(output: Tensor | tuple | list | dict) -> Tensor:
     return output.float().square().mean()
 
 
-def train_step(model: nn.Module, x: Tensor) -> Callable[[], None]:
+def autocast(x: Tensor, amp: str) -> contextlib.AbstractContextManager:
+    """Mixed precision on ``x``'s device as the search's training loop runs it ("off": none)."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(x.device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
+
+
+def train_step(model: nn.Module, x: Tensor, amp: str = "off") -> Callable[[], None]:
     """One SGD step (forward, loss, backward, update) on ``x``."""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        _loss(model(x)).backward()
+        with autocast(x, amp):
+            loss = _loss(model(x))
+        loss.backward()
         optimizer.step()
 
     return step
 
 
-def inference(model: nn.Module, x: Tensor) -> Callable[[], None]:
+def inference(model: nn.Module, x: Tensor, amp: str = "off") -> Callable[[], None]:
     """One eval-mode forward without autograd."""
 
     def run() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(x, amp):
             model(x)
 
     return run
@@ -75,56 +91,76 @@ def rewrite(model: nn.Module, x: Tensor, spec: str) -> tuple[nn.Module, str, str
     raise UserError(f"no mode rewrites any pair with {spec}: " + "; ".join(problems))
 
 
-def best_times(runs: dict[str, Callable[[], None]], reps: int) -> dict[str, float]:
+def best_times(runs: dict[str, Callable[[], None]], reps: int, device: str = "cpu") -> dict[str, float]:
     """Best seconds per run, the runs interleaved round by round (after one warm-up each)."""
-    now = clock("cpu")
+    now = clock(device)
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
     for run in runs.values():
         run()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(reps):
         for name, run in runs.items():
+            sync()
             start = now()
             run()
+            sync()
             times[name].append(now() - start)
     return {name: min(t) for name, t in times.items()}
 
 
-def report_host(name: str, width: float, size: int, batch: int, reps: int) -> None:
-    """Print one host's table: the plain host, then each variant's time as a multiple of the host's."""
+def report_host(name: str, width: float, size: int, batch: int, reps: int, device: str = "cpu",
+                amp: str = "off", variants: list[str] | None = None, surgery_size: int | None = None) -> dict:
+    """Print one host's table (the plain host, then each variant's time as a multiple of the host's); return it."""
     torch.manual_seed(0)
     host = create_model(name, width=width)
     x = example_input(name, size=size, batch=batch)
+    # The surgery analyses on the CPU, at most 2 images (at `surgery_size`); the rewritten graph runs at any size.
+    example = example_input(name, size=surgery_size or size, batch=min(batch, 2))
     models: dict[str, nn.Module] = {"host": host}
     notes: dict[str, str] = {"host": ""}
-    for spec in paper_variants():
+    for spec in variants or [str(v) for v in paper_variants()]:
         try:
-            models[str(spec)], mode, pairs = rewrite(host, x, str(spec))
-            notes[str(spec)] = f"{mode}, {pairs} pairs"
+            models[spec], mode, pairs = rewrite(host, example, spec)
+            notes[spec] = f"{mode}, {pairs} pairs"
         except UserError as error:
-            notes[str(spec)] = f"not inserted: {error.problem}"
+            notes[spec] = f"not inserted: {error.problem}"
+    summary = {"host": name, "width": width, "input": list(x.shape), "device": device, "amp": amp, "reps": reps}
     if len(models) == 1:
-        print(f"\n### {name}: no variant could be inserted ({notes[str(paper_variants()[0])]})")
-        return
-    train = best_times({n: train_step(m.train(), x) for n, m in models.items()}, reps)
-    infer = best_times({n: inference(m.eval(), x) for n, m in models.items()}, reps)
+        why = next(note for variant, note in notes.items() if variant != "host")
+        print(f"\n### {name}: no variant could be inserted ({why})")
+        return {**summary, "rows": [], "note": why}
+    start = time.perf_counter()
+    models = {n: m.to(device) for n, m in models.items()}
+    x = x.to(device)
+    train = best_times({n: train_step(m.train(), x, amp) for n, m in models.items()}, reps, device)
+    infer = best_times({n: inference(m.eval(), x, amp) for n, m in models.items()}, reps, device)
     params = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
-    print(f"\n### {name} (width {width}, input {tuple(x.shape)})\n")
+    precision = "" if amp == "off" else f", {amp} autocast"
+    print(f"\n### {name} (width {width}, input {tuple(x.shape)}, {device}{precision})\n")
     print("| variant | params | train step ms | x host | inference ms | x host | rewrite |")
     print("|---|---|---|---|---|---|---|")
+    rows = []
     for variant in [*models, *[v for v in notes if v not in models]]:
         if variant not in models:
             print(f"| {variant} | - | - | - | - | - | {notes[variant]} |")
+            rows.append({"variant": variant, "rewrite": notes[variant]})
             continue
-        row = [variant, f"{params[variant] / 1e6:.3f}M", f"{train[variant] * 1e3:.1f}"]
-        row += [f"{train[variant] / train['host']:.2f}", f"{infer[variant] * 1e3:.1f}"]
+        rows.append({"variant": variant, "params": params[variant], "train_ms": train[variant] * 1e3,
+                     "train_x_host": train[variant] / train["host"], "infer_ms": infer[variant] * 1e3,
+                     "infer_x_host": infer[variant] / infer["host"], "rewrite": notes[variant]})
+        row = [variant, f"{params[variant] / 1e6:.3f}M", f"{train[variant] * 1e3:.2f}"]
+        row += [f"{train[variant] / train['host']:.2f}", f"{infer[variant] * 1e3:.2f}"]
         row += [f"{infer[variant] / infer['host']:.2f}", notes[variant]]
         print("| " + " | ".join(row) + " |")
+    summary.update(rows=rows, timing_seconds=time.perf_counter() - start)
     small = [v for v in models if v.startswith(SMALL_FAMILIES)]
     if small:
-        worst_train = max(train[v] / train["host"] for v in small)
-        worst_infer = max(infer[v] / infer["host"] for v in small)
-        print(f"\nO2O shared/modelwise: at most {worst_train:.2f}x the host's training step,", end=" ")
-        print(f"{worst_infer:.2f}x its inference")
+        summary["small_families_train_x_host"] = max(train[v] / train["host"] for v in small)
+        summary["small_families_infer_x_host"] = max(infer[v] / infer["host"] for v in small)
+        print(f"\nO2O shared/modelwise: at most {summary['small_families_train_x_host']:.2f}x the host's training step,",
+              end=" ")
+        print(f"{summary['small_families_infer_x_host']:.2f}x its inference (goal on CUDA: <= {GOAL_SMALL_X_HOST}x)")
+    return summary
 
 
 def main() -> int:
@@ -135,11 +171,26 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=2, help="2: train-mode BN needs more than one value per channel")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1: timed in process CPU time)")
+    parser.add_argument("--variants", nargs="+", help="variants to insert (default: the paper's 15)")
+    parser.add_argument("--surgery-size", type=int, help="input size the surgery analyses at (default: --size)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--amp", choices=AMP_MODES, default="auto",
+                        help="mixed precision as the search trains: auto = bf16 on CUDA, off on CPU")
+    parser.add_argument("--json", type=Path, help="also write every host's rows here (written after each host)")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available here")
     torch.set_num_threads(args.threads)
-    print(f"{' '.join(sys.argv)}\n\n{machine('cpu')}")
+    amp = resolve_amp(args.amp, torch.device(args.device))
+    print(f"{' '.join(sys.argv)}\n\n{machine(args.device)}")
+    hosts = []
     for name in args.hosts or list_models():
-        report_host(name, args.width, args.size, args.batch, args.reps)
+        hosts.append(report_host(name, args.width, args.size, args.batch, args.reps, args.device, amp, args.variants,
+                                 args.surgery_size))
+        if args.json:  # after each host, so that a run cut short keeps what it measured
+            document = {"machine": machine(args.device), "goal_small_families_train_x_host": GOAL_SMALL_X_HOST,
+                        "hosts": hosts}
+            args.json.write_text(json.dumps(document, indent=1))
     return 0
 
 

@@ -1,17 +1,20 @@
 """Operator benchmark: IP + IU against max pool/unpool, avg pool + nearest and avg pool + bilinear.
 
 Every ratio is against baselines timed in the same run, case by case in round-robin so that load
-from other processes hits all of them alike. Activation memory is the bytes saved for backward
-(``saved_tensors_hooks``), and on CUDA also the peak allocated above the inputs. Usage::
+from other processes hits all of them alike; that includes a plain copy moving as many bytes as the
+busiest case, whose bandwidth every case's is compared with. Activation memory is the bytes saved
+for backward (``saved_tensors_hooks``), and on CUDA also the peak allocated above the inputs. Usage::
 
     python benchmarks/bench_ops.py                  # CPU, fp32, small and large shapes
-    python benchmarks/bench_ops.py --device cuda    # fp32 and bf16, with bandwidth vs peak
+    python benchmarks/bench_ops.py --device cuda    # fp32 and bf16, with bandwidth vs copy and vs peak
+    python benchmarks/bench_ops.py --json ops.json  # also write every row as JSON
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import platform
 import subprocess
@@ -30,8 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from indexnas.indexnet import IndexNet, MaxIndex, UniformIndex  # noqa: E402
 from indexnas.ops import indexed_pool, indexed_upsample, normalize_regions, regions_to_map  # noqa: E402
 
-SHAPES = {"small": (8, 64, 160, 160), "large": (16, 256, 80, 80)}
+SHAPES = {"small": (8, 64, 160, 160), "large": (16, 256, 80, 80), "tiny": (2, 8, 32, 32)}  # tiny: smoke runs
+PAPER_SHAPES = ["small", "large"]
 GOAL_BASELINE = "max pool + unpool"
+COPY = "device copy (same bytes)"
+# The goals each device's figures are read against (BENCHMARKS.md): IP+IU's time as a multiple of
+# max pool + unpool, and on CUDA its bandwidth as a fraction of the copy's.
+GOAL_RATIO = {"cpu": 1.3, "cuda": 1.0}
+GOAL_OF_COPY = 0.6
 BASELINES = ("max pool + unpool", "avg pool + nearest", "avg pool + bilinear")
 MB = 2**20
 
@@ -45,6 +54,7 @@ class Case:
     wrt: tuple[Tensor, ...]
     grad_out: Tensor | tuple[Tensor, ...]
     traffic: int = 0  # IP+IU and baselines: bytes each of the 4 ops (2 forward, 2 backward) reads and writes once
+    family: str = ""  # IP+IU rows: which index maps (the goals are read on these rows)
 
 
 def _reference_pool(x: Tensor, enc: Tensor) -> Tensor:
@@ -114,12 +124,21 @@ def build_cases(shape: tuple[int, ...], dtype: torch.dtype, device: str, compile
     ]:
         wrt = (x, enc, dec) if grads else (x,)
         run = functools.partial(ip_iu_run, x, enc, dec)
-        cases.append(Case(f"IP+IU, {label}{suffix}", run, wrt, grad_out, ip_iu_traffic(enc, dec, grads)))
+        cases.append(Case(f"IP+IU, {label}{suffix}", run, wrt, grad_out, ip_iu_traffic(enc, dec, grads), label))
+
     def reference() -> Tensor:
         return _reference_upsample(_reference_pool(x, depth_enc), depth_dec)
 
     cases.append(Case("reference formula, depthwise maps", reference, (x, depth_enc, depth_dec), grad_out))
+    cases.append(copy_case(max(c.traffic for c in cases), device))
     return cases
+
+
+def copy_case(traffic: int, device: str) -> Case:
+    """A device-to-device copy reading and writing ``traffic`` bytes in all: the bandwidth baseline."""
+    src = torch.ones(traffic // 2, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    return Case(COPY, lambda: dst.copy_(src), (), (), 2 * src.numel())
 
 
 def _sync(device: str) -> None:
@@ -128,7 +147,10 @@ def _sync(device: str) -> None:
 
 
 def _step(case: Case) -> None:
-    torch.autograd.grad(case.forward(), case.wrt, case.grad_out)
+    """Forward and, for cases with inputs to differentiate (all but the copy), backward."""
+    out = case.forward()
+    if case.wrt:
+        torch.autograd.grad(out, case.wrt, case.grad_out)
 
 
 def clock(device: str) -> Callable[[], float]:
@@ -206,31 +228,55 @@ def machine(device: str) -> str:
     return text
 
 
-def report(shape_name: str, dtype: torch.dtype, device: str, reps: int, compiled: bool) -> None:
-    """Print one markdown table for one shape and dtype."""
+def measure(shape_name: str, dtype: torch.dtype, device: str, reps: int, compiled: bool) -> list[dict]:
+    """One record per case of one shape and dtype: times, ratios, memory and bandwidth."""
     shape = SHAPES[shape_name]
     cases = build_cases(shape, dtype, device, compiled)
     times = time_cases(cases, device, reps)
     saved = {c.name: saved_bytes(c) for c in cases}
     peaks = {c.name: cuda_peak_bytes(c) for c in cases} if device == "cuda" else {}
-    print(f"\n### {shape_name} {tuple(shape)}, {str(dtype).removeprefix('torch.')}, {device}\n")
-    header = ["case", "fwd ms", "fwd+bwd ms"] + [f"x {b}" for b in BASELINES] + ["saved MB", "saved x max"]
-    if device == "cuda":
-        header += ["peak MB", "peak x max", "GB/s", "of peak"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
+    copy_bandwidth = next(c.traffic / times[c.name][1] for c in cases if c.name == COPY)
+    records = []
     for case in cases:
         fwd, fb = times[case.name]
-        row = [case.name, f"{fwd * 1e3:.1f}", f"{fb * 1e3:.1f}"]
-        row += [f"{fb / times[b][1]:.2f}" for b in BASELINES]
-        row += [f"{saved[case.name] / MB:.1f}", f"{saved[case.name] / saved[GOAL_BASELINE]:.2f}"]
+        bandwidth = case.traffic / fb if case.traffic else None
+        record = {
+            "shape_name": shape_name, "shape": list(shape), "dtype": str(dtype).removeprefix("torch."),
+            "device": device, "case": case.name, "family": case.family, "compiled": compiled,
+            "fwd_ms": fwd * 1e3, "fwd_bwd_ms": fb * 1e3,
+            **{f"x {b}": fb / times[b][1] for b in BASELINES},
+            "saved_mb": saved[case.name] / MB, "saved_x_max": saved[case.name] / saved[GOAL_BASELINE],
+            "gb_per_s": bandwidth / 1e9 if bandwidth else None,
+            "of_copy": bandwidth / copy_bandwidth if bandwidth else None,
+        }
         if device == "cuda":
-            bandwidth = case.traffic / fb
-            row += [f"{peaks[case.name] / MB:.0f}", f"{peaks[case.name] / peaks[GOAL_BASELINE]:.2f}"]
-            fraction = f"{bandwidth / cuda_peak_bandwidth():.0%}"
-            row += [f"{bandwidth / 1e9:.0f}", fraction] if case.traffic else ["-", "-"]
+            record["peak_mb"] = peaks[case.name] / MB
+            record["peak_x_max"] = peaks[case.name] / peaks[GOAL_BASELINE]
+            record["of_peak"] = bandwidth / cuda_peak_bandwidth() if bandwidth else None
+        records.append(record)
+    return records
+
+
+def print_table(records: list[dict], reps: int) -> None:
+    """One markdown table for the records of one shape and dtype."""
+    first = records[0]
+    device = first["device"]
+    print(f"\n### {first['shape_name']} {tuple(first['shape'])}, {first['dtype']}, {device}\n")
+    header = ["case", "fwd ms", "fwd+bwd ms"] + [f"x {b}" for b in BASELINES] + ["saved MB", "saved x max"]
+    header += ["GB/s", "of copy"] + (["peak MB", "peak x max", "of peak"] if device == "cuda" else [])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in records:
+        row = [r["case"], f"{r['fwd_ms']:.2f}", f"{r['fwd_bwd_ms']:.2f}"] + [f"{r[f'x {b}']:.2f}" for b in BASELINES]
+        row += [f"{r['saved_mb']:.1f}", f"{r['saved_x_max']:.2f}"]
+        row += [f"{r['gb_per_s']:.0f}", f"{r['of_copy']:.0%}"] if r["gb_per_s"] else ["-", "-"]
+        if device == "cuda":
+            row += [f"{r['peak_mb']:.0f}", f"{r['peak_x_max']:.2f}", f"{r['of_peak']:.0%}" if r["of_peak"] else "-"]
         print("| " + " | ".join(row) + " |")
-    print(f"\n(best of {reps}, interleaved; fwd+bwd ratio against each baseline; goal: IP+IU <= 1.3 x {GOAL_BASELINE})")
+    goal = f"goal: IP+IU <= {GOAL_RATIO[device]} x {GOAL_BASELINE}"
+    if device == "cuda":
+        goal += f" and >= {GOAL_OF_COPY:.0%} of the copy's bandwidth"
+    print(f"\n(best of {reps}, interleaved; fwd+bwd ratio against each baseline; {goal})")
 
 
 NORMALISATION_FAMILIES = ("o2o-shared", "o2o-shared-nl", "o2o-shared-nl-c", "o2o-unshared", "holistic")
@@ -274,21 +320,31 @@ def report_normalisation(shape_name: str, device: str, reps: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--shapes", nargs="+", choices=tuple(SHAPES), default=list(SHAPES))
+    parser.add_argument("--shapes", nargs="+", choices=tuple(SHAPES), default=PAPER_SHAPES)
     parser.add_argument("--dtypes", nargs="+", choices=("float32", "bfloat16"), help="default: fp32 (+bf16 on cuda)")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--no-normalisation", action="store_true", help="skip the index-map normalisation table")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (1: timed in process CPU time)")
     parser.add_argument("--compile", action="store_true", help="time IP+IU under torch.compile instead of eager")
+    parser.add_argument("--json", type=Path, help="also write every operator row here (written after each table)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available here")
     torch.set_num_threads(args.threads)
     dtypes = args.dtypes or (["float32", "bfloat16"] if args.device == "cuda" else ["float32"])
     print(f"{' '.join(sys.argv)}\n\n{machine(args.device)}")
+    records: list[dict] = []
     for dtype in dtypes:
         for shape_name in args.shapes:
-            report(shape_name, getattr(torch, dtype), args.device, args.reps, args.compile)
+            table = measure(shape_name, getattr(torch, dtype), args.device, args.reps, args.compile)
+            print_table(table, args.reps)
+            records += table
+            if args.json:  # after each table, so that a run cut short keeps what it measured
+                goals = {"x_max_pool_unpool_at_most": GOAL_RATIO[args.device]}
+                if args.device == "cuda":
+                    goals["of_copy_at_least"] = GOAL_OF_COPY
+                document = {"machine": machine(args.device), "reps": args.reps, "goals": goals, "rows": records}
+                args.json.write_text(json.dumps(document, indent=1))
     if not args.no_normalisation:
         report_normalisation(args.shapes[0], args.device, args.reps)
     return 0
