@@ -1,8 +1,10 @@
 """The paper's evaluation measures, per image (or as a confusion matrix) so that callers can aggregate exactly.
 
 Denoising: PSNR and SSIM (Wang et al. 2004). Segmentation: confusion matrix and mIoU.
-Matting: SAD, MSE, Gradient and Connectivity errors (Rhemann et al. 2009, as used for
-Composition-1k) over the trimap's unknown region. Depth: RMSE, delta1 and MAE over valid pixels.
+Matting: SAD, MSE, Gradient and Connectivity errors (Rhemann et al. 2009) over the trimap's unknown
+region, computed as the Deep Image Matting benchmark's MATLAB evaluation scripts compute them (each
+function names the script it follows), which the Index Networks paper reports for Composition-1k.
+Depth: RMSE, delta1 and MAE over valid pixels.
 """
 
 from __future__ import annotations
@@ -91,12 +93,20 @@ def mean_iou(confusion: np.ndarray) -> float:
 
 
 def sad(alpha: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:
-    """Sum of absolute differences over `region`, divided by 1000 (alphas in [0, 1])."""
+    """Sum of absolute differences over `region`, divided by 1000 (alphas in [0, 1]).
+
+    Follows the Deep Image Matting benchmark's `compute_sad_loss.m` (|pred - target| / 255 summed over
+    trimap == 128), with the division by 1000 its results are reported in.
+    """
     return float(np.abs(alpha - truth)[region].sum() / MATTING_SCALE)
 
 
 def mse(alpha: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:
-    """Mean squared error over `region` (0 for an empty region)."""
+    """Mean squared error over `region` (0 for an empty region).
+
+    Follows `compute_mse_loss.m`: squared differences of alphas in [0, 1] summed over trimap == 128 and
+    divided by that region's pixel count (not scaled by 1000).
+    """
     count = int(region.sum())
     return float(((alpha - truth) ** 2)[region].sum() / count) if count else 0.0
 
@@ -104,33 +114,43 @@ def mse(alpha: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:
 def gradient_error(alpha: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:
     """Sum over `region` of the squared difference of gradient magnitudes, divided by 1000.
 
-    Gradients are first derivatives of a Gaussian (sigma 1.4) with filters normalised to unit L2
-    norm and edge replication, as in the published matting evaluation; unlike that code the
-    alphas are not min-max rescaled first (identical whenever an alpha spans 0..1).
+    Follows `compute_gradient_loss.m`: both alphas are first min-max rescaled to 0..1 (MATLAB's
+    `mat2gray`, see `_mat2gray`), then differentiated with `gaussgradient.m`'s first-derivative-of-Gaussian
+    filters (sigma 1.4, unit L2 norm, replicated edges; `_gradient_magnitude`).
     """
-    difference = _gradient_magnitude(alpha) - _gradient_magnitude(truth)
+    difference = _gradient_magnitude(_mat2gray(alpha)) - _gradient_magnitude(_mat2gray(truth))
     return float((difference**2)[region].sum() / MATTING_SCALE)
+
+
+def connectivity_thresholds(step: float = CONNECTIVITY_STEP) -> np.ndarray:
+    """0, step, 2 step, ..., 1 as exact decimals (k / n): 0.6 is the double nearest 0.6, as MATLAB's
+    `0:0.1:1` gives it, not np.arange's 0.6000000000000001 that an alpha of exactly 153/255 would fail."""
+    count = round(1.0 / step)
+    if not math.isclose(count * step, 1.0):
+        raise UserError(f"the connectivity threshold step must divide 1, got {step}", "use e.g. step 0.1")
+    return np.arange(count + 1) / count
 
 
 def connectivity_error(alpha: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:
     """Connectivity error (threshold step 0.1, theta 0.15, 4-connected components), divided by 1000.
 
-    For each threshold t, pixels outside the largest 4-connected component of
-    (alpha >= t) & (truth >= t) get level l = the previous threshold the first time they drop
-    out (1 if they never do); phi = 1 - d * (d >= 0.15) with d = value - l, summed as |phi_a - phi_t|.
+    Follows `compute_connectivity_error.m`: for each threshold t after 0, pixels outside the largest
+    4-connected component of (alpha >= t) & (truth >= t) get level l = the previous threshold the first
+    time they drop out; a threshold whose overlap is empty is skipped (MATLAB's `continue`), so pixels
+    still unassigned then end at level 1. phi = 1 - d * (d >= 0.15) with d = value - l, and the error
+    is the sum of |phi_alpha - phi_truth| over `region`. Thresholds are exact decimals
+    (`connectivity_thresholds`); alphas are compared in their own precision (MATLAB: single(x)/255).
     """
     from skimage.measure import label
 
-    thresholds = np.arange(0.0, 1.0 + CONNECTIVITY_STEP / 2, CONNECTIVITY_STEP)
+    thresholds = connectivity_thresholds()
     level = np.full(alpha.shape, -1.0)
     for previous, threshold in zip(thresholds[:-1], thresholds[1:], strict=True):
         both = (alpha >= threshold) & (truth >= threshold)
         components = label(both, connectivity=1)
-        largest = np.zeros_like(both)
-        if components.max() > 0:
-            sizes = np.bincount(components.ravel())
-            sizes[0] = 0
-            largest = components == sizes.argmax()
+        if components.max() == 0:
+            continue  # empty overlap: MATLAB skips the step, so no pixel gets this level
+        largest = components == _largest_component(components)
         level[(level == -1) & ~largest] = previous
     level[level == -1] = 1.0
     d_alpha, d_truth = alpha - level, truth - level
@@ -139,8 +159,31 @@ def connectivity_error(alpha: np.ndarray, truth: np.ndarray, region: np.ndarray)
     return float(np.abs(phi_alpha - phi_truth)[region].sum() / MATTING_SCALE)
 
 
+def _largest_component(components: np.ndarray) -> int:
+    """The label of the largest component; among equal sizes the first in MATLAB's column-major scan
+    (`bwconncomp` numbers components in that order and `max` returns the first maximum)."""
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    tied = np.flatnonzero(sizes == sizes.max())
+    if len(tied) == 1:
+        return int(tied[0])
+    column_major = components.T.ravel()
+    first_seen = [int(np.argmax(column_major == label)) for label in tied]
+    return int(tied[int(np.argmin(first_seen))])
+
+
+def _mat2gray(image: np.ndarray) -> np.ndarray:
+    """MATLAB's `mat2gray(A)`: (A - min) / (max - min); a constant image is only clipped to 0..1."""
+    image = image.astype(np.float64)
+    low, high = float(image.min()), float(image.max())
+    if high == low:
+        return np.clip(image, 0.0, 1.0)
+    return (image - low) / (high - low)
+
+
 def _gradient_magnitude(image: np.ndarray) -> np.ndarray:
-    """|grad| with unit-L2-norm first-derivative-of-Gaussian filters (sigma GRADIENT_SIGMA), edges replicated."""
+    """|grad| as `gaussgradient.m` (sigma GRADIENT_SIGMA): unit-L2-norm first-derivative-of-Gaussian
+    filters of half-size ceil(sigma sqrt(-2 log(sqrt(2 pi) sigma 0.01))), convolution, edges replicated."""
     from scipy.ndimage import convolve
 
     epsilon = 1e-2
