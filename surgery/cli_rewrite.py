@@ -63,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--channel-fit", choices=CHANNEL_FITS, default="group", help=CHANNEL_FIT_HELP + " (default here: group)"
     )
     table.add_argument("--format", choices=TABLE_FORMATS, default="text", help="output format (default: text)")
-    table.add_argument("--size", type=int, default=224, help="input side for GFLOPs (default: 224, the paper's)")
+    table.add_argument("--size", type=int, default=None,
+                       help="input side for GFLOPs (default: 224, the paper's; a factory's own example input)")
     table.add_argument("--no-flops", action="store_true", help="parameters only (fast)")
     table.set_defaults(handler=run_table)
 

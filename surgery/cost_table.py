@@ -142,15 +142,17 @@ def cost_table(
     *,
     example_input: Tensor | tuple[Tensor, ...] | None = None,
     mode: str | None = None,
-    size: int = 224,
+    size: int | None = None,
     flops: bool = True,
     channel_fit: str = "group",
     variants: list[IndexSpec] | None = None,
 ) -> pd.DataFrame:
     """Baseline and variant rows (see module docstring) for a model descriptor or module.
 
-    ``channel_fit='group'`` (the default here) lets depthwise maps reach decoders whose width
-    divides the encoder's, as the paper's FastDepth-P rows need; a row's note says where it did.
+    ``size``: the example input side for a descriptor (default: the loader's, 224; a factory returning
+    its own example input takes none). ``channel_fit='group'`` (the default here) lets depthwise maps
+    reach decoders whose width divides the encoder's, as the paper's FastDepth-P rows need; a row's note
+    says where it did.
     """
     host = _analysed(model, example_input, size, mode, channel_fit, flops)
     strict = compat.pair_options(host.gm, host.report, host.mode, "strict")
