@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from indexnas.errors import UserError
+from indexnas.names import did_you_mean
 
 # Learned families, in the paper's table order; value = the string form's family token.
 LEARNED_FAMILIES: tuple[str, ...] = (
@@ -49,7 +50,7 @@ class IndexSpec:
         if self.family not in FAMILIES:
             raise UserError(
                 f"unknown IndexNet family {self.family!r}",
-                f"use one of: {', '.join(FAMILIES)}",
+                f"{did_you_mean(self.family, FAMILIES)}use one of: {', '.join(FAMILIES)}",
             )
         if not self.learned and (self.nonlinear or self.context):
             raise UserError(
@@ -117,7 +118,8 @@ class IndexSpec:
         if family.endswith("-nl"):
             family, nonlinear = family[:-3], True
         if family not in FAMILIES:
-            raise UserError(f"invalid IndexNet choice {text!r}", _forms_hint())
+            hint = did_you_mean(raw, [str(spec) for spec in all_choices()])
+            raise UserError(f"invalid IndexNet choice {text!r}", hint + _forms_hint())
         enc_norm, dec_norm = DEFAULT_ENC_NORM, DEFAULT_DEC_NORM
         if norms:
             for item in norms.split(","):
@@ -160,3 +162,23 @@ def all_choices() -> list[IndexSpec]:
         for context in (False, True)
     ]
     return [IndexSpec(KEEP), *(IndexSpec(f) for f in BASELINE_FAMILIES), *learned]
+
+
+def summarise_choices(choices: list[str] | list[IndexSpec]) -> str:
+    """A short form of a set of choices: "all 24", else e.g. "keep max hmi avg holistic[-nl][-c] (8)"
+    (a learned family with all four variants written once), for tables that list them per pair."""
+    present = {str(IndexSpec.parse(c)) for c in choices}
+    if not present:
+        return "none"
+    every = [str(c) for c in all_choices()]
+    if present == set(every):
+        return f"all {len(every)}"
+    parts: list[str] = []
+    for family in FAMILIES:
+        variants = [c for c in every if IndexSpec.parse(c).family == family]
+        if family in LEARNED_FAMILIES and set(variants) <= present:
+            parts.append(f"{family}[-nl][-c]")
+        else:
+            parts += [c for c in variants if c in present]
+    parts += sorted(present - set(every))  # non-default normalisations
+    return f"{' '.join(parts)} ({len(present)})"

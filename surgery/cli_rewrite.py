@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 
 from indexnas.errors import UserError
 from indexnas.surgery.loading import DESCRIPTOR_HELP
@@ -15,6 +16,8 @@ from indexnas.surgery.loading import DESCRIPTOR_HELP
 MODES = ("pool", "stride", "decoder")  # surgery.compat.MODES (not imported: keeps `indexnas --help` light)
 CHANNEL_FITS = ("strict", "group")  # surgery.compat.CHANNEL_FITS
 TABLE_FORMATS = ("text", "csv", "markdown", "latex")  # surgery.cost_table.FORMATS
+TEXT_WIDTH = 100  # the text tables fit a terminal this wide
+CHANNELS_HEADER = "channels pooled / up"  # PairRow.channels: the feature the down pools, the up's output
 CHANNEL_FIT_HELP = (
     "strict: depthwise maps only where widths match (default for insert); group: also where one width is a "
     "multiple of the other, the map averaged over channel groups or repeated"
@@ -111,7 +114,7 @@ def run_insert(args: argparse.Namespace) -> int:
     model, example = _load(args.model, args.size)
     if args.allowed:
         table = compat.allowed_table(model, example, args.mode, args.channel_fit)
-        print(table.to_string(index=False) if not args.json else table.to_json(orient="records", indent=2))
+        print(allowed_text(table) if not args.json else table.to_json(orient="records", indent=2))
         return 0
     if saved is not None:
         rewritten, report = recipe.replay(saved, model, example, flops=not args.no_flops)
@@ -122,7 +125,7 @@ def run_insert(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        print(report.to_text())
+        print(report_text(report))
     if args.out:
         recipe.save(recipe.from_report(report, model=args.model), args.out)
         print(f"recipe written to {args.out}", file=sys.stderr)
@@ -130,6 +133,62 @@ def run_insert(args: argparse.Namespace) -> int:
         recipe.save_state_dict(rewritten, args.weights)
         print(f"weights written to {args.weights}", file=sys.stderr)
     return 0
+
+
+def _footnotes(notes: list[tuple[str, str]]) -> list[str]:
+    """'pair: why' lines, wrapped to TEXT_WIDTH with the continuation indented."""
+    return [textwrap.fill(f"{pair}: {why}", TEXT_WIDTH, initial_indent="  ", subsequent_indent="      ")
+            for pair, why in notes]
+
+
+def report_text(report) -> str:
+    """A RewriteReport as text: what each pair got (choice, action, cost) and where it is (up, sizes)."""
+    from indexnas.surgery.cli import _table
+
+    lines = [f"mode: {report.mode}    input: {tuple(report.input_shape)}"]
+    if not report.rows:
+        lines.append("(no pairs)")
+    kept: list[tuple[str, str]] = []
+    what, where = [], []
+    for row in report.rows:
+        action, _, why = row.action.partition(": ")
+        if why:
+            kept.append((row.pair, why))
+            action += " *"
+        flops = "-" if row.flops_added is None else f"{row.flops_added / 1e9:+.4f}"
+        what.append([row.pair, row.choice, action, f"{row.params_added:+,}", flops])
+        where.append([row.pair, row.up, row.kind, row.resolution, row.channels]
+                     + ([row.downs] if row.downs != row.pair else []))
+    if report.rows:
+        lines.append(_table(["pair", "choice", "action", "params added", "GFLOPs added"], what))
+        if kept:
+            lines += ["* kept because:", *_footnotes(kept)]
+        lines.append("")
+        downs = ["downs"] if any(len(w) > 5 for w in where) else []
+        lines.append(_table(["pair", "up", "kind", "resolution", CHANNELS_HEADER, *downs],
+                            [w + [""] * (5 + len(downs) - len(w)) for w in where]))
+    added = report.params_after - report.params_before
+    lines.append(f"parameters the forward uses: {report.params_before:,} -> {report.params_after:,} ({added:+,})")
+    if report.flops_before is not None and report.flops_after is not None:
+        lines.append(
+            f"FLOPs (fvcore, 1 multiply-add = 1): {report.flops_before / 1e9:.4f}G -> {report.flops_after / 1e9:.4f}G "
+            f"({(report.flops_after - report.flops_before) / 1e9:+.4f}G)"
+        )
+    lines += [f"unpaired: {u}" for u in report.unpaired] + [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def allowed_text(table) -> str:
+    """`insert --allowed` as text: each pair's choices summarised (spec.summarise_choices), reasons below."""
+    from indexnas.spec import summarise_choices
+    from indexnas.surgery.cli import _table
+
+    rows = [[r["pair"], r["up"], summarise_choices(r["allowed"].split())] for _, r in table.iterrows()]
+    lines = [_table(["pair", "up", "allowed choices"], rows)]
+    reasons = [(r["pair"], r["reason"]) for _, r in table.iterrows() if r["reason"]]
+    if reasons:
+        lines += ["why some choices are not allowed:", *_footnotes(reasons)]
+    return "\n".join(lines)
 
 
 def run_table(args: argparse.Namespace) -> int:

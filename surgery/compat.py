@@ -25,6 +25,7 @@ import torch.fx
 from torch import nn
 
 from indexnas.errors import UserError
+from indexnas.names import did_you_mean
 from indexnas.spec import KEEP, IndexSpec, all_choices
 from indexnas.surgery.pairs import Down, Pair, PairReport, Transition
 
@@ -254,7 +255,7 @@ def resolve(options: dict[str, PairOptions], choice: object) -> dict[str, IndexS
         if unknown:
             raise UserError(
                 f"no pair named {', '.join(map(repr, unknown))} in this model",
-                f"pairs are: {', '.join(options) or '(none)'}",
+                f"{did_you_mean(unknown[0], options)}pairs are: {', '.join(options) or '(none)'}",
             )
         default = IndexSpec.parse(choice.get("*", KEEP))  # type: ignore[arg-type]
         chosen = {

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from indexnas.errors import UserError
+from indexnas.names import did_you_mean
 
 SMP_PREFIX = "smp:"
 DEFAULT_SIZE = 224  # the paper's input side; smp needs multiples of 32
@@ -56,12 +57,12 @@ def _smp(descriptor: str, size: int | None) -> tuple[nn.Module, Tensor]:
         ) from error
     archs = {a.lower(): a for a in smp.MODEL_ARCHITECTURES_MAPPING} if hasattr(smp, "MODEL_ARCHITECTURES_MAPPING") else {}
     if archs and arch.lower() not in archs:
-        raise UserError(f"unknown smp architecture {arch!r}", f"use one of: {', '.join(sorted(archs))}")
+        raise UserError(f"unknown smp architecture {arch!r}",
+                        f"{did_you_mean(arch, archs.values())}use one of: {', '.join(sorted(archs))}")
     encoders = smp.encoders.get_encoder_names()
     if encoder not in encoders and not encoder.startswith("tu-"):  # tu-NAME: any timm backbone
-        close = [e for e in encoders if encoder.lower() in e.lower()][:12]
-        hint = f"close names: {', '.join(close)}" if close else "see smp.encoders.get_encoder_names(), or tu-TIMMNAME"
-        raise UserError(f"unknown smp encoder {encoder!r}", hint)
+        raise UserError(f"unknown smp encoder {encoder!r}",
+                        f"{did_you_mean(encoder, encoders)}see smp.encoders.get_encoder_names(), or tu-TIMMNAME")
     try:
         model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None)
     except (ValueError, KeyError, TypeError, AttributeError) as error:

@@ -105,7 +105,7 @@ class PairRow:
     up: str
     kind: str  # "maxpool->unpool", ...
     resolution: str  # "224x224 -> 112x112"
-    channels: str  # "X 64 / up 64"
+    channels: str  # "64 / 64": channels of the feature the down pools (per transition) / of the up's output
     choice: str
     action: str  # "IP; IU", "IP; up x map", "downs kept; IU", "downs kept; up x map", "kept[: reason]"
     params_added: int = 0
@@ -145,21 +145,6 @@ class RewriteReport:
             "unpaired": self.unpaired,
             "notes": self.notes,
         }
-
-    def to_text(self) -> str:
-        import pandas as pd
-
-        frame = pd.DataFrame([vars(row) for row in self.rows])
-        lines = [f"mode: {self.mode}    input: {tuple(self.input_shape)}"]
-        lines.append(frame.to_string(index=False) if len(frame) else "(no pairs)")
-        lines.append(f"parameters the forward uses: {self.params_before:,} -> {self.params_after:,} (+{self.params_after - self.params_before:,})")
-        if self.flops_before is not None and self.flops_after is not None:
-            lines.append(
-                f"FLOPs (fvcore, 1 multiply-add = 1): {self.flops_before / 1e9:.4f}G -> {self.flops_after / 1e9:.4f}G "
-                f"({(self.flops_after - self.flops_before) / 1e9:+.4f}G)"
-            )
-        lines += [f"unpaired: {u}" for u in self.unpaired] + [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
 
 
 # --- the rewrite ------------------------------------------------------------------------------------
@@ -383,7 +368,7 @@ def _original_cost_nodes(chosen: dict[str, IndexSpec], options: dict[str, compat
 def _row(pair: Pair, opts: compat.PairOptions, spec: IndexSpec, mode: str) -> PairRow:
     t0, tn = pair.transitions[0], pair.transitions[-1]
     down_kinds = "+".join(sorted({d.kind for t in pair.transitions for d in t.downs}))
-    site_channels = "/".join(str(s.index_channels or t.channels) for s, t in zip(opts.sites, pair.transitions))
+    site_channels = ", ".join(str(s.index_channels or t.channels) for s, t in zip(opts.sites, pair.transitions))
     if spec.keep:
         action = f"kept: {opts.reason}" if opts.reason else "kept"
     elif mode == "decoder":
@@ -396,7 +381,7 @@ def _row(pair: Pair, opts: compat.PairOptions, spec: IndexSpec, mode: str) -> Pa
         up=pair.up.target,
         kind=f"{down_kinds}->{pair.up.kind}",
         resolution=f"{t0.in_size[0]}x{t0.in_size[1]} -> {tn.out_size[0]}x{tn.out_size[1]}",
-        channels=f"X {site_channels} / up {pair.up.out_channels}",
+        channels=f"{site_channels} / {pair.up.out_channels}",
         choice=str(spec),
         action=action,
     )

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from indexnas.errors import UserError
+from indexnas.names import did_you_mean
 from indexnas.zoo.checkpoint import load_checkpoint
 from indexnas.zoo.dncnn import DnCNN, DnCNNSegNet
 from indexnas.zoo.fastdepth import FastDepth
@@ -86,7 +87,8 @@ def _resolve(name: str) -> tuple[str, dict]:
     if name not in REGISTRY:
         raise UserError(
             f"unknown zoo model {name!r}",
-            f"use one of: {', '.join(REGISTRY)} (or timm:NAME for a UNet over a timm backbone)",
+            f"{did_you_mean(name, REGISTRY)}use one of: {', '.join(REGISTRY)} "
+            "(or timm:NAME for a UNet over a timm backbone)",
         )
     return name, {}
 

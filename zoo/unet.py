@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from indexnas.errors import UserError
+from indexnas.names import did_you_mean
 from indexnas.zoo.guard import guard_input
 from indexnas.zoo.layers import Resize, check_width, conv_bn_act, match_size, scaled
 
@@ -29,7 +30,8 @@ def _backbone(name: str, in_chans: int) -> nn.Module:
     if not timm.is_model(name):
         raise UserError(
             f"unknown timm model {name!r}",
-            "list names with timm.list_models('*pattern*'), e.g. resnet18, efficientnet_b0, convnext_atto",
+            f"{did_you_mean(name, timm.list_models())}list names with `indexnas models 'timm:PATTERN*'` "
+            "(timm.list_models), e.g. resnet18, efficientnet_b0, convnext_atto",
         )
     try:
         return timm.create_model(name, features_only=True, pretrained=False, in_chans=in_chans)
