@@ -11,13 +11,15 @@ import html
 import json
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from indexnas import __version__
-from indexnas.reports.frame import CHOICE_PREFIX, METRIC_PREFIX, choice_columns, metric_columns
-from indexnas.reports.plots import EncodedFigure
+from indexnas.reports.frame import CHOICE_PREFIX, HOST, METRIC_PREFIX, choice_columns, metric_columns
+from indexnas.reports.plots import EncodedFigure, mixed_label
 from indexnas.reports.source import Results
-from indexnas.reports.table import render_table
+from indexnas.reports.table import format_metric, render_table
+from indexnas.spec import summarise_choices
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
@@ -36,6 +38,7 @@ figcaption { font-size: 0.85em; color: #555; }
 .scroll { overflow-x: auto; }
 .failures td:last-child { white-space: normal; text-align: left; min-width: 24em; }
 .wrap td { white-space: normal; text-align: left; max-width: 28em; }
+table.trials td:nth-child(3), table.paper td:last-child { white-space: normal; text-align: left; min-width: 14em; }
 """
 
 
@@ -43,9 +46,26 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _plural(count: int, word: str) -> str:
+    """'1 trial', '2 trials'."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _rounded(value: Any) -> Any:
+    """Floats (also inside dicts and lists) to 6 significant digits, for reading; results.json keeps them all."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def _kv_table(items: dict[str, Any]) -> str:
     rows = []
     for key, value in items.items():
+        value = _rounded(value)
         text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
         rows.append(f"<tr><td>{_e(key)}</td><td>{_e(text)}</td></tr>")
     return '<table class="kv">' + "".join(rows) + "</table>"
@@ -53,8 +73,28 @@ def _kv_table(items: dict[str, Any]) -> str:
 
 def _frame_table(frame: pd.DataFrame) -> str:
     shown = frame.rename(columns=lambda c: c.removeprefix(CHOICE_PREFIX).removeprefix(METRIC_PREFIX))
-    return '<div class="scroll">' + shown.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.4g}",
-                                                  border=0) + "</div>"
+    table = shown.to_html(index=False, na_rep="–", float_format=lambda v: f"{v:.4g}", border=0)
+    return '<div class="scroll">' + table + "</div>"
+
+
+def _trials_table(frame: pd.DataFrame, trials: pd.DataFrame, extra: list[str]) -> str:
+    """Trials as a table that fits the page: one wrapping ``choices`` cell (the pairs in study order) instead
+    of a column per pair, then the metrics, costs and ``extra`` columns."""
+    pairs = choice_columns(frame)
+    rows = pd.DataFrame({
+        "trial": trials["number"],
+        "configuration": [u if isinstance(u, str) else f"mixed {mixed_label(n)}"
+                          for u, n in zip(trials["uniform"], trials["number"])],
+        "choices": [" | ".join(str(t[c]) for c in pairs) if not isinstance(t["uniform"], str) else "uniform"
+                    for _, t in trials.iterrows()],
+    })
+    for column in (*metric_columns(frame), "params_added", "gflops", "latency_ms", "train_seconds", *extra):
+        rows[column.removeprefix(METRIC_PREFIX)] = trials[column].to_numpy()
+    rows = rows.rename(columns={"params_added": "Δ params", "latency_ms": "latency ms", "train_seconds": "train s"})
+    body = rows.to_html(index=False, na_rep="–", border=0, escape=True,
+                        formatters={"Δ params": lambda v: "–" if pd.isna(v) else f"{int(v):+,}"},
+                        float_format=lambda v: f"{v:.4g}")
+    return body.replace('<table class="dataframe">', '<table class="dataframe trials">')
 
 
 def _figure(figure: EncodedFigure, caption: str) -> str:
@@ -66,6 +106,35 @@ def _figure(figure: EncodedFigure, caption: str) -> str:
 def _counts(frame: pd.DataFrame) -> str:
     counts = frame["state"].value_counts()
     return ", ".join(f"{n} {state.lower()}" for state, n in counts.items()) or "no trials"
+
+
+def indexnet_on_front(frame: pd.DataFrame) -> bool:
+    """Whether a Pareto-optimal trial uses IndexNet somewhere (not only the untouched host)."""
+    choices = frame.loc[frame["pareto"], choice_columns(frame)]
+    return bool((choices.notna() & (choices != "keep")).any(axis=1).any())
+
+
+def _front_sentence(frame: pd.DataFrame) -> str:
+    count = int(frame["pareto"].sum())
+    if count and not indexnet_on_front(frame):
+        return "Only the untouched host is Pareto-optimal: no IndexNet trial is on the front."
+    return f"{_plural(count, 'trial')} {'is' if count == 1 else 'are'} Pareto-optimal."
+
+
+def _host_scores(frame: pd.DataFrame, results: Results) -> str | None:
+    """Why the host has two scores, when the study has both a host trial and a warm start that differ."""
+    metric = frame.attrs["primary_metric"]
+    trial = frame[(frame["uniform"] == HOST) & (frame["state"] == "COMPLETE")]
+    warm = (results.settings.get("host") or {}).get("metrics", {}).get(metric)
+    if trial.empty or warm is None or not np.isfinite(trial[METRIC_PREFIX + metric].iloc[0]):
+        return None
+    score = float(trial[METRIC_PREFIX + metric].iloc[0])
+    if format_metric(score) == format_metric(float(warm)):
+        return None
+    return (f"The host has two {metric} scores: {format_metric(float(warm))} after its warm-start training (the "
+            f"weights every trial starts from) and {format_metric(score)} in trial {int(trial['number'].iloc[0])}, "
+            "where, like every trial, it is fine-tuned for one more budget from those weights with its pairs kept. "
+            f"Trials are compared with trial {int(trial['number'].iloc[0])}'s score.")
 
 
 def _headline(frame: pd.DataFrame) -> str:
@@ -80,10 +149,10 @@ def _headline(frame: pd.DataFrame) -> str:
     if not isinstance(what, str):
         what = " | ".join(str(best[c]) for c in choice_columns(frame))
     host = frame.attrs.get("host_metric")
-    versus = f"; the host scores {host:.4g}" if host is not None else ""
-    return (f"Best {metric}: {best[METRIC_PREFIX + metric]:.4g} (trial {best['number']}: {what}, "
+    versus = f"; the host scores {format_metric(host)}" if host is not None else ""
+    return (f"Best {metric}: {format_metric(best[METRIC_PREFIX + metric])} (trial {best['number']}: {what}, "
             f"{int(best['params_added']):+,} parameters, {best['gflops']:.3g} GFLOPs){versus}. "
-            f"{int(frame['pareto'].sum())} trials are Pareto-optimal.")
+            f"{_front_sentence(frame)}")
 
 
 def _settings_section(results: Results) -> str:
@@ -95,16 +164,14 @@ def _settings_section(results: Results) -> str:
     if host:
         parts += ["<h3>Host (warm start)</h3>", _kv_table(host)]
     if pairs:
-        shown = pd.DataFrame(pairs).map(lambda v: ", ".join(map(str, v)) if isinstance(v, list) else v)
+        shown = pd.DataFrame(pairs)
+        if "allowed" in shown:
+            shown["allowed"] = shown["allowed"].map(summarise_choices)
+        shown = shown.map(lambda v: ", ".join(map(str, v)) if isinstance(v, list) else v)
         parts += ["<h3>Down/up pairs</h3>", '<div class="wrap">' + _frame_table(shown) + "</div>"]
     if search_settings:
         parts += ["<h3>Search command settings</h3>", _kv_table(search_settings)]
     return "\n".join(parts)
-
-
-def _trial_columns(frame: pd.DataFrame) -> list[str]:
-    return ["number", "uniform", *choice_columns(frame), *metric_columns(frame), "params_added", "gflops",
-            "latency_ms", "train_seconds", "steps", "device"]
 
 
 def render_html(results: Results, frame: pd.DataFrame, table: pd.DataFrame,
@@ -118,12 +185,14 @@ def render_html(results: Results, frame: pd.DataFrame, table: pd.DataFrame,
     objectives = ", ".join(results.settings.get("objectives", [])) or "the study's objectives"
     directions = ", ".join(results.directions)
     generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    pairs = [c.removeprefix(CHOICE_PREFIX) for c in choice_columns(frame)]
+    pair_order = f"Choices are listed in pair order: {' | '.join(pairs)}." if pairs else ""
     body = [
         f"<h1>IndexNet search report: {_e(name)}</h1>",
-        f'<p class="meta">source: {_e(results.source)} &middot; {len(frame)} trials ({_e(_counts(frame))}) '
-        f"&middot; generated {_e(generated)} by indexnas {_e(__version__)}</p>",
+        f'<p class="meta">source: {_e(results.source)} &middot; {_e(_plural(len(frame), "trial"))} '
+        f"({_e(_counts(frame))}) &middot; generated {_e(generated)} by indexnas {_e(__version__)}</p>",
         f"<p>{_e(_headline(frame))}</p>",
-        *(f'<p class="note">{_e(note)}</p>' for note in notes),
+        *(f'<p class="note">{_e(note)}</p>' for note in [*notes, *filter(None, [_host_scores(frame, results)])]),
         "<h2>Results in the paper's layout</h2>",
         f"<p>Best complete trial per configuration; Δ is the parameters added to the host; the best {_e(metric)} "
         "among IndexNet rows is bold. Also written as table.csv, table.md and table.tex.</p>",
@@ -131,17 +200,18 @@ def render_html(results: Results, frame: pd.DataFrame, table: pd.DataFrame,
         "<h2>Figures</h2>",
         *(_figure(figure, caption) for figure, caption in figures),
         f"<h2>Pareto-optimal trials ({len(pareto)})</h2>",
-        f"<p>Non-dominated in ({_e(objectives)}) with directions ({_e(directions)}).</p>",
-        _frame_table(pareto[_trial_columns(frame)]),
+        f"<p>Non-dominated in ({_e(objectives)}) with directions ({_e(directions)}). {_e(pair_order)} "
+        "Mixed trials are marked #N in the figures.</p>",
+        _trials_table(frame, pareto, ["steps", "device"]),
         f"<h2>Failed and pruned trials ({len(failed)})</h2>",
         '<div class="failures">'
-        + _frame_table(failed[["number", "state", "uniform", *choice_columns(frame), "failure_kind",
-                               "failure_message"]])
+        + _frame_table(failed[["number", "state", "uniform", "failure_kind", "failure_message"]]
+                       .rename(columns={"number": "trial"}))
         + "</div>" if len(failed) else "<p>none</p>",
         _settings_section(results),
         f"<h2>All trials ({len(frame)})</h2>",
         "<details><summary>show the table (also trials.csv)</summary>",
-        _frame_table(frame[["state", *_trial_columns(frame), "pareto"]]),
+        _trials_table(frame, frame, ["steps", "device", "state", "pareto"]),
         "</details>",
     ]
     return (

@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from indexnas.spec import IndexSpec, all_choices
 from indexnas.reports.frame import CHOICE_PREFIX, HOST, METRIC_PREFIX, choice_columns
 from indexnas.reports.hypervolume import hypervolume_curve
+from indexnas.reports.labels import place_labels
 from indexnas.reports.pareto import pareto_mask
 
 # One colour per learned family (tab10), so a family's L / NL / NL+C points read as one group.
@@ -27,6 +28,7 @@ FAMILY_COLOURS = {
     "m2o": "tab:brown",
 }
 FIXED_COLOUR = "tab:gray"
+MIXED_COLOUR = "tab:olive"
 FRONT_COLOUR = "tab:red"
 X_AXES = {"params_added": "Δ parameters (added to the host)", "gflops": "GFLOPs (whole model)"}
 
@@ -52,13 +54,14 @@ def encode(figure: Figure, name: str, title: str, dpi: int = 110) -> EncodedFigu
 
 def plot_tradeoff(frame: pd.DataFrame, x: str = "params_added") -> Figure:
     """Primary metric against Δ params or GFLOPs: every complete trial, this projection's Pareto front
-    highlighted (step line), the host and the paper's uniform configurations labelled."""
+    highlighted (step line); the host, the paper's uniform configurations and the mixed (per-pair) trials
+    that are Pareto-optimal in all objectives labelled ("#N" = trial N), labels placed without overlap."""
     if x not in X_AXES:
         raise ValueError(f"x must be one of {list(X_AXES)}")
     metric, direction = frame.attrs["primary_metric"], frame.attrs["metric_direction"]
     complete = frame[(frame["state"] == "COMPLETE")].copy()
     complete = complete[np.isfinite(complete[METRIC_PREFIX + metric]) & np.isfinite(complete[x])]
-    figure = Figure(figsize=(7.5, 4.8))
+    figure = Figure(figsize=(8.5, 5.2))
     axes = figure.add_subplot()
     ys, xs = complete[METRIC_PREFIX + metric].to_numpy(float), complete[x].to_numpy(float)
     axes.scatter(xs, ys, s=18, color="0.75", label="trial", zorder=2)
@@ -68,25 +71,47 @@ def plot_tradeoff(frame: pd.DataFrame, x: str = "params_added") -> Figure:
         axes.step(xs[front][order], ys[front][order], where="post", color=FRONT_COLOUR, lw=1.2, zorder=3)
         axes.scatter(xs[front], ys[front], s=46, facecolor="none", edgecolor=FRONT_COLOUR, lw=1.4,
                      label=f"Pareto front ({metric} vs {x})", zorder=4)
-    for _, trial in complete.iterrows():
-        label = trial["uniform"]
-        if not isinstance(label, str):
-            continue
+    points, labels = [], []
+    for _, trial in _labelled(complete).iterrows():
         point = (trial[x], trial[METRIC_PREFIX + metric])
+        label = trial["uniform"]
         if label == HOST:
             axes.scatter(*point, marker="*", s=140, color="black", zorder=5, label="host")
-        else:
+        elif isinstance(label, str):
             colour = FAMILY_COLOURS.get(IndexSpec.parse(label).family, FIXED_COLOUR)
             axes.scatter(*point, s=26, color=colour, zorder=5)
-        axes.annotate(label, point, textcoords="offset points", xytext=(4, 3), fontsize=7, zorder=6)
+        else:
+            label = mixed_label(trial["number"])
+            axes.scatter(*point, marker="D", s=22, color=MIXED_COLOUR, zorder=5)
+        points.append(point)
+        labels.append(label)
+    if labels and any(not isinstance(u, str) for u in _labelled(complete)["uniform"]):
+        axes.scatter([], [], marker="D", s=22, color=MIXED_COLOUR, label="mixed Pareto trial #N")
     if x == "params_added":
         axes.set_xscale("symlog", linthresh=10)  # Δ is 0 for the host and spans 16 .. 1e8
     axes.set_xlabel(X_AXES[x])
     axes.set_ylabel(f"{metric} ({'higher' if direction == 'maximize' else 'lower'} is better)")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="best", fontsize=8)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+    axes.margins(0.08, 0.12)  # room for labels at the edges
     figure.tight_layout()
+    unplaced = place_labels(axes, points, labels, obstacles=list(zip(xs, ys)))
+    if unplaced:
+        axes.set_title(f"{len(unplaced)} label(s) left out for lack of room: {', '.join(unplaced)}", fontsize=7)
     return figure
+
+
+def mixed_label(number: int) -> str:
+    """How the figures and tables name a mixed (per-pair) trial: "#N"."""
+    return f"#{int(number)}"
+
+
+def _labelled(complete: pd.DataFrame) -> pd.DataFrame:
+    """The trials the trade-off plots label: host first, the uniform configurations, then mixed Pareto trials."""
+    uniform = complete[complete["uniform"].notna()]
+    host_first = uniform.sort_values("uniform", key=lambda u: u != HOST, kind="stable")
+    mixed = complete[complete["uniform"].isna() & complete["pareto"]]
+    return pd.concat([host_first, mixed])
 
 
 def _choice_order(values: set[str]) -> list[str]:
@@ -116,17 +141,21 @@ def plot_pareto_choices(frame: pd.DataFrame) -> Figure:
         if count:
             dark = count > counts.max() / 2
             axes.text(col, row, str(count), ha="center", va="center", fontsize=8, color="white" if dark else "black")
-    axes.set_xticks(range(len(choices)), choices, rotation=45, ha="right", fontsize=8)
+    axes.set_xticks(range(len(choices)), choices, rotation=90, fontsize=8)  # upright boxes: none overlap
     axes.set_yticks(range(len(pairs)), pairs, fontsize=8)
-    axes.set_title(f"choices of the {len(pareto)} Pareto-optimal trials, per pair", fontsize=10)
+    trials = "the Pareto-optimal trial" if len(pareto) == 1 else f"the {len(pareto)} Pareto-optimal trials"
+    axes.set_title(f"choices of {trials}, per pair", fontsize=10)
     figure.colorbar(image, ax=axes, label="trials", ticks=MaxNLocator(integer=True))
     figure.tight_layout()
     return figure
 
 
-def plot_hypervolume(frame: pd.DataFrame, reference: tuple[float, float] | None = None) -> Figure:
-    """Hypervolume of (metric, log10(1 + Δ params)) after each trial (see `reports.pareto`)."""
+def plot_hypervolume(frame: pd.DataFrame, reference: tuple[float, float] | None = None) -> Figure | None:
+    """Hypervolume of (metric, log10(1 + Δ params)) after each trial (see `reports.pareto`); None when it
+    is 0 throughout (no complete trial beats the reference's metric): a flat line at 0 says nothing."""
     curve = hypervolume_curve(frame, reference)
+    if not (curve["hypervolume"] > 0).any():
+        return None
     figure = Figure(figsize=(7.5, 3.6))
     axes = figure.add_subplot()
     axes.step(curve["number"], curve["hypervolume"], where="post", color="tab:blue")
@@ -141,6 +170,8 @@ def plot_hypervolume(frame: pd.DataFrame, reference: tuple[float, float] | None 
         f"reference ({ref_metric:.4g}, {ref_params:.3g})",
         fontsize=9,
     )
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers
+    axes.set_ylim(bottom=0)
     axes.set_xlabel("trial number")
     axes.set_ylabel("hypervolume")
     axes.grid(True, alpha=0.3)

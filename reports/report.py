@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from indexnas.atomic import atomic_write_bytes
 from indexnas.errors import UserError
 from indexnas.reports.frame import METRIC_PREFIX, trials_frame
-from indexnas.reports.html import render_html
+from indexnas.reports.html import indexnet_on_front, render_html
 from indexnas.reports.hypervolume import PARAMS_REFERENCE_MARGIN
 from indexnas.reports.plots import EncodedFigure, encode, plot_hypervolume, plot_pareto_choices, plot_tradeoff
 from indexnas.reports.source import Results, results_from_study, save_results
@@ -37,16 +37,24 @@ def _figures(frame: pd.DataFrame, index_maps: Figure | None, maps_note: str, not
         notes.append("No complete trial with a finite metric yet: the trade-off and hypervolume figures are left out.")
     else:
         legend = ("Grey: every complete trial; red: the Pareto front of this projection; black star: the untouched "
-                  "host; coloured and labelled: the paper's uniform configurations (one colour per family).")
+                  "host; coloured and labelled: the paper's uniform configurations (one colour per family); olive "
+                  "diamonds #N: mixed (per-pair) trials that are Pareto-optimal in all objectives (see the Pareto "
+                  "table). Labels sit beside their point, or at the end of a thin line.")
         figures.append((encode(plot_tradeoff(frame, "params_added"), "tradeoff_params", f"{metric} vs Δ params"),
                         f"{metric} against the parameters added to the host (symmetric log axis). {legend}"))
         figures.append((encode(plot_tradeoff(frame, "gflops"), "tradeoff_gflops", f"{metric} vs GFLOPs"),
                         f"{metric} against the whole model's GFLOPs. {legend}"))
+        reference = (f"the host's {metric} (else the worst trial's) and {10 ** PARAMS_REFERENCE_MARGIN:.2f}x the "
+                     "largest Δ params")
         hypervolume = plot_hypervolume(frame)
-        figures.append((encode(hypervolume, "hypervolume", "hypervolume over trials"),
-                        f"Hypervolume of ({metric}, log10(1 + Δ params)) over the complete trials so far. Reference: "
-                        f"the host's {metric} (else the worst trial's) and {10 ** PARAMS_REFERENCE_MARGIN:.2f}x the "
-                        "largest Δ params. Shaded: the host and paper-grid trials, which the search runs first."))
+        if hypervolume is None:
+            notes.append(f"No hypervolume figure: no complete trial beats the reference ({reference}) in {metric}, "
+                         "so the hypervolume is 0 after every trial: there is nothing to plot.")
+        else:
+            figures.append((encode(hypervolume, "hypervolume", "hypervolume over trials"),
+                            f"Hypervolume of ({metric}, log10(1 + Δ params)) over the complete trials so far. "
+                            f"Reference: {reference}. Shaded: the host and paper-grid trials, which the search "
+                            "runs first."))
     figures.append((encode(plot_pareto_choices(frame), "pareto_choices", "choices of the Pareto trials"),
                     "How many Pareto-optimal trials (in all objectives) take each choice at each down/up pair."))
     if index_maps is not None:
@@ -85,7 +93,11 @@ def write_report(source: optuna.Study | Results, out_dir: str | Path, *, force: 
     frame = trials_frame(results)
     table = paper_table(frame, results.settings, mixed=mixed)
     maps_note = "the model given to the report"
-    if index_maps is None:
+    if index_maps is None and not frame["pareto"].any():
+        maps_note = "no trial is Pareto-optimal yet"
+    elif index_maps is None and not indexnet_on_front(frame):
+        maps_note = "no IndexNet trial is on the Pareto front (only the untouched host is): no maps to draw"
+    elif index_maps is None:
         index_maps, maps_note = trained_index_maps(results, frame)
     notes: list[str] = []
     figures = _figures(frame, index_maps, maps_note, notes)

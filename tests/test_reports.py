@@ -260,19 +260,47 @@ def test_table_exports_csv_markdown_latex(frame):
 # Figures
 # ---------------------------------------------------------------------------------------------------
 
-def test_tradeoff_plots_label_the_paper_configurations_and_draw_the_front(frame):
+def test_tradeoff_plots_label_the_paper_configurations_and_mixed_pareto_trials_and_draw_the_front(frame):
     for x in ("params_added", "gflops"):
         figure = plot_tradeoff(frame, x)
         axes = figure.axes[0]
         labels = {t.get_text() for t in axes.texts}
         completed = set(frame.loc[(frame["state"] == "COMPLETE") & frame["uniform"].notna(), "uniform"])
-        assert labels == completed and "host" in labels and "m2o-nl-c" not in labels  # pruned: no point
+        mixed = {f"#{n}" for n in frame.loc[frame["pareto"] & frame["uniform"].isna(), "number"]}
+        assert mixed and labels == completed | mixed  # mixed Pareto trials as #N, keyed to the Pareto table
+        assert "host" in labels and "m2o-nl-c" not in labels  # pruned: no point
         front_line = axes.lines[0]
         complete = frame[frame["state"] == "COMPLETE"]
         front = pareto_mask(np.column_stack([complete["metric:psnr"], complete[x]]), ["maximize", "minimize"])
         assert sorted(front_line.get_xdata()) == pytest.approx(sorted(complete[x][front]))
         encoded = encode(figure, "t", "t")
         assert encoded.png.startswith(b"\x89PNG") and encoded.svg.startswith("<svg")
+
+
+def test_labels_at_one_spot_are_spread_without_overlap():
+    """Fifteen labels on nearly one point (the GFLOPs plot's crowd): every text box is clear of every other."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    from indexnas.reports.labels import place_labels
+
+    figure = Figure(figsize=(6, 4))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    points = [(1.25 + 1e-5 * k, 20 + 0.01 * k) for k in range(15)]
+    axes.scatter(*zip(*points))
+    axes.set_xlim(1.2, 1.3)
+    axes.set_ylim(19, 21.5)
+    labels = [str(spec) for spec in paper_variants()]
+    assert place_labels(axes, points, labels) == []
+    figure.canvas.draw()  # annotations find their place relative to their point when drawn
+    renderer = figure.canvas.get_renderer()
+    boxes = [Text.get_window_extent(text, renderer) for text in axes.texts]  # the text, not its leader line
+    assert [t.get_text() for t in axes.texts] == labels
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    frame = axes.get_window_extent(renderer)
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
 
 
 def test_pareto_choice_heatmap_counts_the_pareto_trials(frame):
