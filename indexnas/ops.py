@@ -231,3 +231,12 @@ def indexed_pool(x: Tensor, enc_map: Tensor) -> Tensor:
 def indexed_upsample(d: Tensor, dec_map: Tensor) -> Tensor:
     """IU: ``nearest_upsample(D, 2) * I_dec``, at the decoder map's (pre-pooling) size."""
     return _upsample(d, dec_map)
+
+
+@fx_leaf
+def max_index_weighted(x: Tensor, indices: Tensor) -> Tensor:
+    """X weighted by a max pooling's encoder index map (1 at each region's argmax, 0 elsewhere), given
+    ``max_pool2d(X, return_indices=True)``'s indices: the max-pooling form of ``I_enc * X``. A host that
+    concatenates this into a skip gets ``I_enc * X`` there once surgery puts IndexNet at that pool."""
+    mask = torch.zeros_like(x).flatten(2).scatter(2, indices.flatten(2), 1.0).view_as(x)
+    return x * mask

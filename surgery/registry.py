@@ -44,6 +44,7 @@ LEAF_MODULES: dict[type | str, str] = {
 LEAF_FUNCTIONS: dict[Callable[..., Any], str] = {
     ops.indexed_pool: "indexnas IP operator: one readable node per IndexNet pooling",
     ops.indexed_upsample: "indexnas IU operator: its size argument is read from a tensor",
+    ops.max_index_weighted: "a skip weighted by a max pool's index map: the rewrite re-weights it by I_enc",
 }
 
 
@@ -375,6 +376,7 @@ def _seed() -> None:
         register_resampler(key, _neutral)
     register_resampler(ops.indexed_pool, _always("down", "indexed_pool"))
     register_resampler(ops.indexed_upsample, _always("up", "indexed_upsample"))
+    register_resampler(ops.max_index_weighted, _neutral)  # the feature's own size; the indices only select
     # timm: "same"-padding layers subclass nn.Conv2d / nn.MaxPool2d and are found through the MRO;
     # CondConv2d is its own class with a stride attribute.
     register_resampler("timm.layers.cond_conv2d.CondConv2d", _conv)

@@ -222,7 +222,19 @@ class _Rewriter:
             if not spec.holistic and channels != site.index_channels:
                 enc_map = self._add(tag, enc, "call_function", fit_channels, (enc, channels))
             pooled = self._add(tag, enc_map, "call_function", ops.indexed_pool, (feature, enc_map))
+            self._reweight_skips(self.nodes[down.node], feature, enc_map, tag)
             self._replace_down(self.nodes[down.node], pooled)
+
+    def _reweight_skips(self, down: torch.fx.Node, feature: torch.fx.Node, enc_map: torch.fx.Node, tag: str) -> None:
+        """A feature the host weights by this max pool's index map (`ops.max_index_weighted`, e.g. the matting
+        host's skip="indexed") is weighted by the encoder map that replaces the pool: ``I_enc * X``."""
+        if not _returns_indices(self.gm, down):
+            return
+        for indices in [u for u in down.users if u.target is operator.getitem and u.args[1] == 1]:
+            for user in [u for u in indices.users if u.target is ops.max_index_weighted]:
+                weighted = self._add(tag, enc_map, "call_function", operator.mul, (feature, enc_map))
+                user.replace_all_uses_with(weighted)
+                self.graph.erase_node(user)
 
     def _low_output(self, down: torch.fx.Node, tag: str) -> torch.fx.Node:
         """The low-resolution tensor a kept down produces (its values, when it also returns indices)."""

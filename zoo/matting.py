@@ -8,6 +8,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from indexnas import ops
+from indexnas.errors import UserError
+from indexnas.names import did_you_mean
 from indexnas.zoo.guard import guard_input
 from indexnas.zoo.layers import check_width, conv_bn_act, scaled
 
@@ -27,6 +30,9 @@ ASPP_DILATIONS = (2, 4, 8)  # at output stride 32
 # Decoder stage k: output channels after fusing each skip of encoder stage k, deepest first.
 DECODER_CHANNELS: dict[int, tuple[int, ...]] = {5: (96, 64), 4: (32,), 3: (24,), 2: (16, 32), 1: (32,)}
 DECODER_KERNEL = 5
+# What each decoder stage concatenates from the encoder: the raw feature (this host's reading of B11), or the
+# feature weighted by the pool's encoder index map, I_enc * X, as the authors' released IndexNet Matting code does.
+SKIPS = ("raw", "indexed")
 
 
 class InvertedResidual(nn.Module):
@@ -54,20 +60,25 @@ def _group(in_channels: int, expansion: int, out_channels: int, blocks: int) -> 
 
 class EncoderStage(nn.Module):
     """Groups of blocks at one resolution, then a 2x2 max pool with indices; returns the pooled
-    feature, the indices and every group's output (the decoder's skips, shallowest first)."""
+    feature, the indices and every group's output (the decoder's skips, shallowest first). With
+    ``skip="indexed"`` the pooled group's skip is weighted by the pool's index map
+    (`ops.max_index_weighted`: ``I_enc * X``, which IndexNet surgery turns into its own ``I_enc``)."""
 
-    def __init__(self, groups: list[nn.Sequential]) -> None:
+    def __init__(self, groups: list[nn.Sequential], skip: str = "raw") -> None:
         super().__init__()
         self.groups = nn.ModuleList(groups)
         self.pool = nn.MaxPool2d(2, 2, return_indices=True)
+        self.indexed_skip = skip == "indexed"
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         skips = []
         for group in self.groups:
             x = group(x)
             skips.append(x)
-        x, indices = self.pool(x)
-        return x, indices, skips
+        pooled, indices = self.pool(x)
+        if self.indexed_skip:
+            skips[-1] = ops.max_index_weighted(x, indices)
+        return pooled, indices, skips
 
 
 class ASPP(nn.Module):
@@ -133,13 +144,20 @@ class MattingB11(nn.Module):
     MobileNetV2 and DeepLabv3's ASPP with depthwise-separable dilated branches); the head is a
     single 5x5 conv, ASPP has no dropout, and channel counts are not rounded to multiples of 8
     at widths below 1. Input: (B, 4, H, W), H, W >= 32 (odd sizes round-trip through unpooling).
+    ``skip``: what the decoder concatenates from each pooled group. "raw" (default): the feature as
+    the encoder computed it. "indexed": the feature weighted by its pool's encoder index map,
+    ``I_enc * X``, as the authors' released IndexNet Matting code concatenates it; on this max-pooling
+    host that is the feature at each region's maximum and 0 elsewhere, and once IndexNet surgery
+    replaces a pool it is that IndexNet's ``I_enc * X``. Parameters and GFLOPs are the same either way.
     """
 
-    def __init__(self, in_chans: int = 4, width: float = 1.0) -> None:
+    def __init__(self, in_chans: int = 4, width: float = 1.0, skip: str = "raw") -> None:
         super().__init__()
         width = check_width(width)
+        if skip not in SKIPS:
+            raise UserError(f"unknown matting skip {skip!r}", f"{did_you_mean(str(skip), SKIPS)}use one of: {', '.join(SKIPS)}")
         stem = scaled(32, width)
-        self.encoder = nn.ModuleDict({"stage1": EncoderStage([conv_bn_act(in_chans, stem, act=nn.ReLU6)])})
+        self.encoder = nn.ModuleDict({"stage1": EncoderStage([conv_bn_act(in_chans, stem, act=nn.ReLU6)], skip)})
         skip_channels = {1: [stem]}
         channels = stem
         for k, groups in STAGE_GROUPS.items():
@@ -150,7 +168,7 @@ class MattingB11(nn.Module):
                 built.append(_group(channels, expansion, out, blocks))
                 skip_channels[k].append(out)
                 channels = out
-            self.encoder[f"stage{k}"] = EncoderStage(built)
+            self.encoder[f"stage{k}"] = EncoderStage(built, skip)
         expansion, out_channels, blocks = BOTTLENECK_GROUP
         self.bottleneck = _group(channels, expansion, scaled(out_channels, width), blocks)
         self.context = ASPP(scaled(out_channels, width), scaled(ASPP_CHANNELS, width), scaled(CONTEXT_CHANNELS, width))
