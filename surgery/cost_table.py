@@ -76,7 +76,7 @@ def _flops(model: nn.Module, host: _Host) -> tuple[float, float]:
     return count.gflops_paper_unit, count.gflops
 
 
-def _analysed(model: str | nn.Module, example_input: Tensor | tuple[Tensor, ...] | None, size: int,
+def _analysed(model: str | nn.Module, example_input: Tensor | tuple[Tensor, ...] | None, size: int | None,
               mode: str | None, channel_fit: str, flops: bool) -> _Host:
     """Load a descriptor (or take a module), analyse it and settle the mode."""
     name = model if isinstance(model, str) else type(model).__name__

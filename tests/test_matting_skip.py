@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from indexnas import ops, zoo
 from indexnas.errors import UserError
 from indexnas.surgery import analyze, insert_indexnet
-from indexnas.zoo.measure import count_parameters, measure
+from indexnas.cost import count_parameters, measure
 
 SIZE = 64
 
