@@ -141,10 +141,15 @@ def _footnotes(notes: list[tuple[str, str]]) -> list[str]:
             for pair, why in notes]
 
 
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """Aligned text columns, written by the one table writer (indexnas.tables)."""
+    from indexnas.tables import Cell, Grid, render_grid
+
+    return render_grid(Grid(headers, [[Cell(text) for text in row] for row in rows]), "text")
+
+
 def report_text(report) -> str:
     """A RewriteReport as text: what each pair got (choice, action, cost) and where it is (up, sizes)."""
-    from indexnas.surgery.cli import _table
-
     lines = [f"mode: {report.mode}    input: {tuple(report.input_shape)}"]
     if not report.rows:
         lines.append("(no pairs)")
@@ -181,7 +186,6 @@ def report_text(report) -> str:
 def allowed_text(table) -> str:
     """`insert --allowed` as text: each pair's choices summarised (spec.summarise_choices), reasons below."""
     from indexnas.spec import summarise_choices
-    from indexnas.surgery.cli import _table
 
     rows = [[r["pair"], r["up"], summarise_choices(r["allowed"].split())] for _, r in table.iterrows()]
     lines = [_table(["pair", "up", "allowed choices"], rows)]
