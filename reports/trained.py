@@ -49,7 +49,7 @@ def trained_index_maps(results: Results, frame: pd.DataFrame) -> tuple[Figure | 
     try:
         settings = SearchSettings(**stored)
         train_set, val_set = build_datasets(settings)
-        host, example = load_host(settings, train_set)
+        host, example, _ = load_host(settings, train_set)
         saved = read_checkpoint(trial["checkpoint"])  # weights_only: a pickle with code in it is refused
         model, _ = replay(saved["recipe"], host, example, flops=False)
         model.load_state_dict(saved["state_dict"])

@@ -1,4 +1,4 @@
-"""The study's host model: built to fit the task, analysed once, rewritten for each trial."""
+"""The CLI's search problem: a built-in task's data and a host built to fit it (`TaskProblem`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from indexnas.errors import UserError
-from indexnas.spec import IndexSpec
+from indexnas.search.problem import Budget, Problem
 from indexnas.search.settings import SearchSettings
 
 
@@ -27,34 +27,109 @@ def build_datasets(settings: SearchSettings) -> tuple[Any, Any]:
     return builtin_dataset(settings.task, **options)
 
 
-def load_host(settings: SearchSettings, train_set: Any) -> tuple[nn.Module, torch.Tensor]:
-    """The host with the task's input/output channels where the model takes them, and its example input.
+def load_host(settings: SearchSettings, train_set: Any) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
+    """The host with the task's input/output channels where the model takes them, its example input, and
+    its source (descriptor, arguments and example side: what `indexnas.load` rebuilds it from).
 
     Zoo and timm hosts get an example input at ``flops_size`` (the paper counts GFLOPs at
     224 x 224); smp models and model files use their loader's (a factory may return its own).
     """
     from indexnas.search.tasks import get_task
-    from indexnas.surgery.loading import load_model
+    from indexnas.surgery.loading import SMP_PREFIX, is_model_file, load_model
 
     task = get_task(settings.task)
     torch.manual_seed(settings.seed)
-    if ":" in settings.model and not settings.model.startswith("timm:"):  # smp:..., file.py:factory
-        model, example = load_model(settings.model)
-    else:
-        from indexnas import zoo
-
-        kwargs = _task_kwargs(settings.model, task, train_set)
-        if settings.width is not None:
-            kwargs["width"] = settings.width
-        model = zoo.create_model(settings.model, **kwargs)
-        example = zoo.example_input(settings.model, size=settings.flops_size)
+    args = dict(settings.model_args)
+    size = None
+    if not (settings.model.startswith(SMP_PREFIX) or is_model_file(settings.model)):  # a zoo name or timm:NAME
+        width = {} if settings.width is None else {"width": settings.width}
+        args, size = {**_task_kwargs(settings.model, task, train_set), **width, **args}, settings.flops_size
+    model, example = load_model(settings.model, size, args)
     if not isinstance(example, torch.Tensor) or example.dim() != 4 or example.shape[1] != task.in_channels:
         shape = tuple(example.shape) if isinstance(example, torch.Tensor) else type(example).__name__
         raise UserError(f"{settings.model} takes input {shape} but the {settings.task} task feeds "
                         f"(batch, {task.in_channels}, height, width) images",
-                        f"pick a model for {settings.task} (e.g. {_suggest(settings.task)}); a model file's factory "
-                        "can return (model, example_input) to say what it takes")
-    return model, example
+                        f"pick a model for {settings.task} (e.g. {_suggest(settings.task)}), pass "
+                        f"--model-arg {_argument(settings.model, 'in')}={task.in_channels}, or make a model file's "
+                        "factory return (model, example_input) to say what it takes")
+    return model, example, {"model": settings.model, "model_args": args, "size": size}
+
+
+def _argument(descriptor: str, side: str) -> str:
+    """The builder keyword for input channels (``side="in"``) or output classes (``"out"``) of a descriptor."""
+    from indexnas.surgery.loading import SMP_PREFIX, is_model_file
+
+    if descriptor.startswith(SMP_PREFIX):
+        return "in_channels" if side == "in" else "classes"
+    if is_model_file(descriptor):
+        return "<your factory's argument>"
+    return "in_chans" if side == "in" else "num_classes"
+
+
+class TaskProblem(Problem):
+    """A built-in task (denoise, segment, matting, depth) on its data: the CLI's search problem."""
+
+    def __init__(self, settings: SearchSettings) -> None:
+        from indexnas.search.tasks import get_task
+
+        self.settings = settings
+        self.task_spec = get_task(settings.task)
+        self.task, self.label = settings.task, settings.model
+        self.train_set, self.val_set = build_datasets(settings)
+        self.host, self.example, self.source = load_host(settings, self.train_set)
+        self.directions = {self.task_spec.primary_metric: self.task_spec.direction}
+
+    def config(self, budget: Budget) -> Any:
+        from indexnas.search.train import TrainConfig
+
+        s = self.settings
+        return TrainConfig(steps=budget.steps, seconds=budget.seconds, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
+                           progress=budget.progress, label=budget.label)
+
+    def train(self, model: nn.Module, budget: Budget) -> dict[str, Any]:
+        from indexnas.search.train import fit
+
+        result = fit(model, self.task_spec, self.train_set, self.config(budget))
+        return {"steps": result.steps, "device": result.device}
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        from indexnas.search.train import evaluate
+
+        device = next(model.parameters()).device
+        return evaluate(model, self.task_spec, self.val_set, self.config(Budget(1)), device=device)
+
+    def check(self) -> None:
+        """Two training samples through the host: wrong input or output channels fail here, before any training."""
+        from torch.utils.data import default_collate
+
+        s, task = self.settings, self.task_spec
+        batch = default_collate([self.train_set[i] for i in range(min(2, len(self.train_set)))])
+        inputs = task.model_inputs(batch)
+        was_training = self.host.training
+        try:
+            with torch.no_grad():
+                output = self.host.eval()(inputs)
+        except Exception as error:  # the user's model on the task's batches
+            raise UserError(f"{s.model} fails on {s.task} batches {tuple(inputs.shape)}: {type(error).__name__}: "
+                            f"{str(error).splitlines()[0] if str(error) else ''}",
+                            f"if the channels differ, pass --model-arg {_argument(s.model, 'in')}={task.in_channels}; "
+                            "if the size does not fit the model's stride, pass a --patch that is a multiple of it "
+                            "(e.g. 64)") from None
+        finally:
+            self.host.train(was_training)
+        expected = task.out_channels(self.train_set)
+        channels = output.shape[1] if isinstance(output, torch.Tensor) and output.dim() == 4 else None
+        if channels != expected:
+            what = f"{channels} channels" if channels is not None else f"a {type(output).__name__}"
+            raise UserError(f"{s.model} outputs {what} but the {s.task} data needs {expected} "
+                            f"({'one per class' if s.task == 'segment' else 'one output channel'})",
+                            f"pass --model-arg {_argument(s.model, 'out')}={expected}")
+
+    def host_failure_fix(self) -> str:
+        s = self.settings
+        return (f"lower --lr (now {s.lr:g}) if it diverged; lower --batch-size or --patch if out of memory; otherwise "
+                f"check that the model trains on {s.task} batches (input {self.task_spec.in_channels} channels), "
+                "or pass --no-warm-start")
 
 
 def _task_kwargs(name: str, task: Any, train_set: Any) -> dict[str, Any]:
@@ -77,38 +152,3 @@ def _suggest(task: str) -> str:
     from indexnas import zoo
 
     return ", ".join(name for name in zoo.list_models() if zoo.model_task(name) == task) or "a zoo model"
-
-
-def describe_pairs(host: nn.Module, example: torch.Tensor, mode: str) -> tuple[list[dict], dict[str, tuple[IndexSpec, ...]]]:
-    """The host's pairs (as stored in the study) and the choices each pair allows in ``mode``."""
-    from indexnas.surgery import analyze
-    from indexnas.surgery.compat import pair_options
-
-    gm, report = analyze(host, example)
-    options = pair_options(gm, report, mode)
-    pairs = []
-    for pair in report.pairs:
-        high = pair.transitions[0]
-        pairs.append({"name": pair.name, "up": pair.up.target, "downs": [t.name for t in pair.transitions],
-                      "channels": high.channels, "in_size": list(high.in_size),
-                      "out_size": list(pair.transitions[-1].out_size), "up_channels": pair.up.in_channels,
-                      "allowed": [str(s) for s in options[pair.name].allowed], "why_limited": options[pair.name].reason})
-    rewritable = [p for p in pairs if len(p["allowed"]) > 1]
-    return rewritable, {p["name"]: tuple(IndexSpec.parse(s) for s in p["allowed"]) for p in rewritable}
-
-
-def rewrite(model: nn.Module, example: torch.Tensor, choices: dict[str, IndexSpec], mode: str,
-            model_name: str) -> tuple[nn.Module, dict]:
-    """Insert the trial's choices; returns the model and its cost (params, GFLOPs at the example) and recipe."""
-    from indexnas.surgery.rewrite import insert_indexnet
-    from indexnas.surgery import recipe
-
-    rewritten, report = insert_indexnet(model, example, {name: str(spec) for name, spec in choices.items()}, mode)
-    added = report.params_after - report.params_before
-    return rewritten, {
-        "recipe": recipe.from_report(report, model=model_name),
-        "params_added": int(added),
-        "params_total": int(report.params_after),
-        "gflops": report.flops_after / 1e9,
-        "gflops_added": (report.flops_after - report.flops_before) / 1e9,
-    }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ DEFAULT_HEARTBEAT_S = 10.0  # a running trial's worker records a heartbeat this 
 DEFAULT_GRACE_S = 60.0  # a trial without a heartbeat for this long is failed and queued again
 MODES = ("pool", "stride", "decoder")
 # Settings that define what a study's trials mean: resuming with other values would mix results.
-IDENTITY_FIELDS = ("task", "model", "mode", "width", "budget_steps", "budget_seconds", "data", "sigma", "patch",
+IDENTITY_FIELDS = ("task", "model", "model_args", "host_fingerprint", "mode", "width", "budget_steps", "budget_seconds", "data", "sigma", "patch",
                    "batch_size", "lr", "seed", "max_params", "max_gflops", "flops_size")
 
 
@@ -30,6 +31,8 @@ class SearchSettings:
     trials: int = 40
     mode: str = "pool"
     width: float | None = None  # zoo width multiplier (None: the model's default)
+    model_args: dict[str, Any] = field(default_factory=dict)  # keywords for the model's builder (--model-arg)
+    host_fingerprint: str | None = None  # a user's model object (indexnas.search): its class and weight shapes
     budget_steps: int = 500
     budget_seconds: float | None = None
     data: str | None = None  # a dataset folder; None: the built-in offline data
@@ -69,6 +72,11 @@ class SearchSettings:
                             f"the grace period ({self.grace_period} s)", "e.g. heartbeat_interval=10, grace_period=60")
         if self.lr <= 0 or not self.sigma > 0:
             raise UserError("--lr and --sigma must be positive")
+        try:  # stored in the study as JSON: tuples read back as lists, so compare them as JSON from the start
+            self.model_args = json.loads(json.dumps(dict(self.model_args)))
+        except (TypeError, ValueError) as error:
+            raise UserError(f"model arguments must be numbers, strings, lists or dicts: {error}",
+                            "pass Python literals, e.g. --model-arg classes=6") from None
         if not self.study or any(c in self.study for c in "/\\\n"):
             raise UserError(f"invalid study name {self.study!r}", "use letters, digits, '-', '_' and '.'")
 
@@ -82,3 +90,9 @@ class SearchSettings:
     def identity(self) -> dict[str, Any]:
         """The fields a resumed study must agree on."""
         return {name: getattr(self, name) for name in IDENTITY_FIELDS}
+
+    @staticmethod
+    def stored_identity(stored: dict[str, Any]) -> dict[str, Any]:
+        """The identity of stored settings; a field added since they were written reads as its default."""
+        defaults = SearchSettings("", "", "-", "", "").to_dict()
+        return {name: stored.get(name, defaults[name]) for name in IDENTITY_FIELDS}

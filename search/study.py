@@ -3,22 +3,25 @@
 One process (or one per worker, or one per machine sharing an RDB storage) runs `work`; every
 trial fine-tunes the warm-started host with one IndexNet configuration and stores its recipe,
 metrics, costs and timing. A trial's failure is the trial's: the study records it and goes on.
+What is searched on is a `search.problem.Problem`: a built-in task (the CLI) or a user's model with
+their own train/evaluate callables (`indexnas.search`); both run through this one study.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
+import gc
 import logging
 import multiprocessing
 import os
+import pickle
 import socket
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import optuna
 import torch
@@ -31,8 +34,10 @@ from indexnas.atomic import atomic_save
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import space as search_space
+from indexnas.search.problem import Budget, Problem, check_metrics
 from indexnas.search.settings import SearchSettings
-from indexnas.search.summary import describe_choices
+from indexnas.search.suggest import SearchSpace
+from indexnas.search.summary import Progress, describe_choices
 from indexnas.search.storage import StudyLock, locate_storage, mask_url, open_storage, study_lock
 
 log = logging.getLogger("indexnas.search")
@@ -40,6 +45,7 @@ ATTR = "indexnas"  # the study-level user attribute holding settings, pairs and 
 JOINED_ATTR = "indexnas:processes"  # study system attribute: processes that have worked on it (sampler seeds)
 MAX_FAILURES_FACTOR = 1  # stop after max(5, trials) failed trials: something is wrong with the setup
 MAX_PRUNED_FACTOR = 20  # over-budget configurations cost no training, but the sampler must find others
+CHECKPOINT_FORMAT = "indexnas-model"  # a trial's weights with everything `indexnas.load` needs to rebuild it
 
 
 class TrialFailure(Exception):
@@ -48,22 +54,26 @@ class TrialFailure(Exception):
 
 @dataclass
 class SearchContext:
-    """What every trial of one worker shares: the trained host, the data, the search space."""
+    """What every trial of one worker shares: the problem (host, training, scoring) and the analysed host."""
 
     settings: SearchSettings
-    task: Any
-    host: nn.Module  # trained (warm start) or freshly initialised host
-    example: torch.Tensor  # the input the surgery analyses and FLOPs are counted at
-    train_set: Any
-    val_set: Any
-    spaces: list[search_space.PairSpace]
-    pairs: list[dict[str, Any]]
+    problem: Problem
+    space: SearchSpace  # the host analysed once per worker; each trial rewrites a copy
     host_summary: dict[str, Any]
 
+    @property
+    def pairs(self) -> list[dict[str, Any]]:
+        return self.space.rewritable_pairs
 
-def run_search(settings: SearchSettings) -> optuna.Study:
+    @property
+    def spaces(self) -> list[search_space.PairSpace]:
+        return self.space.spaces
+
+
+def run_search(settings: SearchSettings, problem: Problem | None = None) -> optuna.Study:
     """Create or resume the study, enqueue the paper's grid, run the workers, keep Pareto weights.
 
+    ``problem``: what to search on; None builds the built-in task the settings name (the CLI's case).
     Everything a user can get wrong (storage URL, resuming with other settings, model, data) is
     checked before anything is written, so a failed command leaves existing studies and runs as they were.
     """
@@ -72,16 +82,22 @@ def run_search(settings: SearchSettings) -> optuna.Study:
     if location.journal is None or location.journal.exists():  # an existing study must agree before any work
         storage = settings_storage(settings)
         check_resumable(storage, settings)
-    context = prepare(settings)
+    context = prepare(settings, problem)
     study = open_study(storage or settings_storage(settings), settings, context)
+    report_queue(study, settings.trials)
     if settings.workers == 1:
         work(study, context)
     else:
         spawn = multiprocessing.get_context("spawn")
-        workers = [spawn.Process(target=_worker_main, args=(settings.to_dict(), index), daemon=False)
+        workers = [spawn.Process(target=_worker_main, args=(settings.to_dict(), index, problem), daemon=False)
                    for index in range(settings.workers)]
         for process in workers:
-            process.start()
+            try:
+                process.start()
+            except (TypeError, AttributeError, pickle.PicklingError) as error:  # spawn pickles the problem
+                raise UserError(f"the search's model and callables cannot be sent to worker processes: {error}",
+                                "define train and evaluate at the top level of a module (not lambdas or local "
+                                "functions), or run with workers=1") from None
         for process in workers:
             process.join()
         for index, process in enumerate(workers):
@@ -91,14 +107,14 @@ def run_search(settings: SearchSettings) -> optuna.Study:
     return study
 
 
-def _worker_main(settings: dict[str, Any], index: int) -> None:
+def _worker_main(settings: dict[str, Any], index: int, problem: Problem | None = None) -> None:
     """One worker process: its own GPU when there are several, the shared study otherwise."""
     if torch.cuda.is_available() and torch.cuda.device_count() > 1:
         torch.cuda.set_device(index % torch.cuda.device_count())
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(settings["workers"])))
     worker_settings = SearchSettings(**{**settings, "progress": False})
     try:
-        context = prepare(worker_settings)
+        context = prepare(worker_settings, problem)
         study = optuna.load_study(study_name=worker_settings.study, storage=settings_storage(worker_settings),
                                   sampler=make_sampler(worker_settings))
         work(study, context)
@@ -124,49 +140,49 @@ def make_sampler(settings: SearchSettings, seed_offset: int = 0) -> optuna.sampl
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
 
 
-def prepare(settings: SearchSettings) -> SearchContext:
-    """Load the host and the data, find the pairs, and warm-start the host (trained once, cached)."""
-    from indexnas.search.host import build_datasets, describe_pairs, load_host
-    from indexnas.search.tasks import get_task
+def prepare(settings: SearchSettings, problem: Problem | None = None) -> SearchContext:
+    """Build the problem (the built-in task when None), check it, analyse its host once, warm-start the host."""
+    if problem is None:
+        from indexnas.search.host import TaskProblem
 
-    task = get_task(settings.task)
-    train_set, val_set = build_datasets(settings)
-    host, example = load_host(settings, train_set)
-    pairs, allowed = describe_pairs(host, example, settings.mode)
-    if not pairs:
-        raise UserError(f"{settings.model} has no down/up pairs that mode {settings.mode!r} can rewrite",
-                        "run `indexnas pairs MODEL` to see what was found, or try another --mode")
-    spaces = [search_space.PairSpace.from_allowed(p["name"], allowed[p["name"]]) for p in pairs]
-    host_summary = warm_start(settings, task, host, train_set, val_set)
-    return SearchContext(settings, task, host, example, train_set, val_set, spaces, pairs, host_summary)
+        problem = TaskProblem(settings)
+    problem.check()
+    space = SearchSpace(problem.host, problem.example, settings.mode, name=settings.model)
+    host_summary = warm_start(settings, problem)
+    problem.host.cpu()  # trials copy the host with its analysed graph, which runs on the example input's device
+    return SearchContext(settings, problem, space, host_summary)
 
 
-def warm_start(settings: SearchSettings, task: Any, host: nn.Module, train_set: Any, val_set: Any) -> dict[str, Any]:
+def warm_start(settings: SearchSettings, problem: Problem) -> dict[str, Any]:
     """Train the host once (or load the cached weights) so that every trial is a fine-tune."""
-    from indexnas.search.train import DivergedError, train_and_evaluate
+    from indexnas.search.train import DivergedError
 
     path = settings.out_dir / "host.pt"
     if not settings.warm_start:
         return {"trained": False}
     if path.exists():
-        return load_warm_host(path, settings, host)
+        return load_warm_host(path, settings, problem.host)
     try:
         log.info("training the host once (%d steps); every trial fine-tunes from its weights", settings.budget_steps)
-        result = train_and_evaluate(host, task, train_set, val_set, train_config(settings, label="host"))
+        start = time.perf_counter()
+        facts = problem.train(problem.host, budget(settings, "host")) or {}
+        train_seconds = time.perf_counter() - start
+        metrics = check_metrics(problem.evaluate(problem.host), problem.directions)
     except UserError:
         raise
-    except DivergedError as error:
-        raise UserError(f"training the host {settings.model} diverged ({error}) at --lr {settings.lr:g}",
-                        "lower --lr, or pass --no-warm-start to train every trial from scratch") from None
-    except Exception as error:  # the user's model fails on the task's data: no trial can succeed
-        kind = "ran out of memory" if is_out_of_memory(error) else "failed"
+    except Exception as error:  # the user's model fails on the data: no trial can succeed
+        kind = ("diverged" if isinstance(error, DivergedError) else
+                "ran out of memory" if is_out_of_memory(error) else "failed")
         raise UserError(f"training the host {settings.model} {kind}: {describe(error)}",
-                        "lower --batch-size or --patch if out of memory; otherwise check that the model trains on "
-                        f"{settings.task} batches (input {task.in_channels} channels)") from error
-    summary = {"trained": True, "metrics": result.metrics, "train_seconds": result.train_seconds,
-               "steps": result.steps}
-    atomic_save({"state_dict": host.state_dict(), "summary": summary, "identity": settings.identity()}, path)
+                        problem.host_failure_fix()) from error
+    summary = {"trained": True, "metrics": metrics, "train_seconds": train_seconds, "steps": facts.get("steps")}
+    atomic_save({"state_dict": problem.host.state_dict(), "summary": summary, "identity": settings.identity()}, path)
     return summary
+
+
+def budget(settings: SearchSettings, label: str) -> Budget:
+    """A trial's (or the host's) training budget from the settings."""
+    return Budget(settings.budget_steps, settings.budget_seconds, label, settings.progress)
 
 
 def load_warm_host(path: Path, settings: SearchSettings, host: nn.Module) -> dict[str, Any]:
@@ -180,19 +196,12 @@ def load_warm_host(path: Path, settings: SearchSettings, host: nn.Module) -> dic
         raise UserError(error.problem, fix) from None
     if not isinstance(saved, dict) or not {"state_dict", "summary", "identity"} <= set(saved):
         raise UserError(f"{path} is not the host checkpoint of an indexnas search", fix)
-    differences = [f"{k}: stored {saved['identity'].get(k)!r}, now {v!r}" for k, v in settings.identity().items()
-                   if saved["identity"].get(k) != v]
+    stored = SearchSettings.stored_identity(saved["identity"])
+    differences = [f"{k}: stored {stored[k]!r}, now {v!r}" for k, v in settings.identity().items() if stored[k] != v]
     if differences:
         raise UserError(f"{path} holds the host of another search ({'; '.join(differences)})", fix)
     load_state(host, saved["state_dict"], str(path), settings.model)
     return saved["summary"]
-
-
-def train_config(settings: SearchSettings, label: str) -> Any:
-    from indexnas.search.train import TrainConfig
-
-    return TrainConfig(steps=settings.budget_steps, seconds=settings.budget_seconds, batch_size=settings.batch_size,
-                       lr=settings.lr, seed=settings.seed, progress=settings.progress, label=label)
 
 
 def open_study(storage: optuna.storages.BaseStorage, settings: SearchSettings, context: SearchContext) -> optuna.Study:
@@ -204,9 +213,13 @@ def open_study(storage: optuna.storages.BaseStorage, settings: SearchSettings, c
         if _stored_settings(storage, settings.study) is not None:
             check_resumable(storage, settings)
             return optuna.load_study(study_name=settings.study, storage=storage, sampler=make_sampler(settings))
-        directions = [context.task.direction, "minimize", "minimize"]
-        study = optuna.create_study(storage=storage, study_name=settings.study, directions=directions,
+        metrics = context.problem.directions
+        study = optuna.create_study(storage=storage, study_name=settings.study,
+                                    directions=[*metrics.values(), "minimize", "minimize"],
                                     sampler=make_sampler(settings), load_if_exists=True)
+        with warnings.catch_warnings():  # experimental in Optuna: names the objectives in optuna-dashboard
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(objective_names(context.problem))
         study.set_user_attr(ATTR, study_attrs(settings, context))
         if settings.paper_grid:
             enqueue_paper_grid(study, context)
@@ -227,20 +240,27 @@ def check_resumable(storage: optuna.storages.BaseStorage, settings: SearchSettin
     saved = _stored_settings(storage, settings.study)
     if saved is None:
         return
-    differences = {k: (saved.get(k), v) for k, v in settings.identity().items() if saved.get(k) != v}
+    stored = SearchSettings.stored_identity(saved)
+    differences = {k: (stored[k], v) for k, v in settings.identity().items() if stored[k] != v}
     if differences:
         listed = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, (a, b) in differences.items())
         raise UserError(f"study {settings.study!r} in {mask_url(settings.storage)} was run with other settings ({listed})",
                         "resume it with the same settings, or pass a new --study name")
 
 
+def objective_names(problem: Problem) -> list[str]:
+    """The study's objectives in value order: the searched metrics, then parameters added and GFLOPs."""
+    return [*problem.directions, "params_added", "gflops"]
+
+
 def study_attrs(settings: SearchSettings, context: SearchContext) -> dict[str, Any]:
-    metric = context.task.primary_metric
+    metric, direction = next(iter(context.problem.directions.items()))
     return {
         "settings": {**settings.to_dict(), "storage": mask_url(settings.storage)},
         "task": settings.task, "model": settings.model, "mode": settings.mode, "budget_steps": settings.budget_steps,
-        "primary_metric": metric, "direction": context.task.direction,
-        "objectives": [metric, "params_added", "gflops"], "pairs": context.pairs, "host": context.host_summary,
+        "primary_metric": metric, "direction": direction, "directions": context.problem.directions,
+        "objectives": objective_names(context.problem), "source": context.problem.source,
+        "pairs": context.pairs, "host": context.host_summary,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "indexnas_version": __version__, "seed": settings.seed,
     }
@@ -257,6 +277,15 @@ def enqueue_paper_grid(study: optuna.Study, context: SearchContext) -> list[str]
         study.enqueue_trial(params, user_attrs={"uniform": label}, skip_if_exists=True)
         enqueued.append(label)
     return enqueued
+
+
+def report_queue(study: optuna.Study, wanted: int) -> None:
+    """Say how many enqueued (paper grid) configurations this run's --trials leaves for a later one."""
+    state = counts(study)
+    left = state[TrialState.WAITING] - max(0, wanted - state[TrialState.COMPLETE] - state[TrialState.RUNNING])
+    if left > 0:
+        log.info("%d trials requested, %d complete: %d of the paper grid's queued configurations remain queued "
+                 "(run again with a larger --trials to run them first)", wanted, state[TrialState.COMPLETE], left)
 
 
 def counts(study: optuna.Study) -> dict[TrialState, int]:
@@ -293,6 +322,7 @@ def work(study: optuna.Study, context: SearchContext, lock: StudyLock | None = N
     with lock:  # every process working on the study samples from its own seed, or they would repeat each other
         study.sampler = make_sampler(context.settings, seed_offset=_join(study))
     started = _StartedTrial(Objective(context), lock)
+    progress = Progress(study, wanted)
     waiting = False
     while True:
         lock.acquire()
@@ -300,7 +330,9 @@ def work(study: optuna.Study, context: SearchContext, lock: StudyLock | None = N
             state = counts(study)
             step = next_step(state, wanted)
             if step == "start":
-                study.optimize(started, n_trials=1, catch=(TrialFailure,), gc_after_trial=True)
+                study.optimize(started, n_trials=1, catch=(TrialFailure,), gc_after_trial=False)
+                if started.objective.trained:  # a trained model's cycles (and GPU memory) go before the next trial
+                    gc.collect()  # (not after a configuration pruned over budget: nothing was built to train)
         except UpdateFinishedTrialError as error:  # failed as stale by another worker while it still ran
             log.warning("a trial of this worker was declared lost (no heartbeat for %g s) and queued again; its "
                         "result is discarded: %s", context.settings.grace_period, error)
@@ -322,6 +354,7 @@ def work(study: optuna.Study, context: SearchContext, lock: StudyLock | None = N
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # a trial that ran out of memory leaves its blocks cached
         keep_pareto_checkpoints(study, context.settings.out_dir)
+        progress.report()
 
 
 def _join(study: optuna.Study) -> int:
@@ -350,65 +383,80 @@ class Objective:
 
     def __init__(self, context: SearchContext) -> None:
         self.context = context
+        self.trained = False  # whether the last trial got past the budget gate into training
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, float, float]:
-        from indexnas.search.host import rewrite
-        from indexnas.search.train import DivergedError, train_and_evaluate
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        from indexnas.search.train import DivergedError, seed_everything
 
-        ctx, settings = self.context, self.context.settings
-        choices = search_space.suggest_choices(trial, ctx.spaces)
-        trial.set_user_attr("choices", {name: str(spec) for name, spec in choices.items()})
+        ctx, settings, problem = self.context, self.context.settings, self.context.problem
+        self.trained = False
         trial.set_user_attr("worker", f"{socket.gethostname()}-{os.getpid()}")
         try:
-            model, cost = rewrite(copy.deepcopy(ctx.host), ctx.example, choices, settings.mode, settings.model)
+            suggestion = ctx.space.suggest(trial, settings.max_params, settings.max_gflops)
+        except optuna.TrialPruned:
+            raise
         except Exception as error:  # a choice the model cannot take, or the user's model failing in surgery
             self._fail(trial, "model_error", describe(error))
-        trial.set_user_attr("recipe", cost["recipe"])
-        for key in ("params_added", "params_total", "gflops", "gflops_added"):
-            trial.set_user_attr(key, cost[key])
-        over = self._over_budget(cost)
-        if over:
-            trial.set_user_attr("failure", {"kind": "over_budget", "message": over})
-            raise optuna.TrialPruned(over)
+        model, self.trained = suggestion.model, True
         try:
-            result = train_and_evaluate(model, ctx.task, ctx.train_set, ctx.val_set,
-                                        train_config(settings, label=f"trial {trial.number}"))
-            latency = measure_latency(model, ctx.example, result.device)
+            seed_everything(settings.seed)
+            start = time.perf_counter()
+            facts = problem.train(model, budget(settings, f"trial {trial.number}")) or {}
+            train_seconds = time.perf_counter() - start
+            metrics = check_metrics(problem.evaluate(model), problem.directions)
+            device = str(next(model.parameters()).device)
+            latency = measure_latency(model, ctx.space.inputs[0], device)
         except DivergedError as error:
             self._fail(trial, "diverged", str(error))
         except Exception as error:  # out of memory, or the model raised (a UserError: e.g. a wrong output shape)
             self._fail(trial, "oom" if is_out_of_memory(error) else "model_error", describe(error))
-        metric = result.metrics[ctx.task.primary_metric]
-        trial.set_user_attr("metrics", result.metrics)
-        trial.set_user_attr("train_seconds", result.train_seconds)
-        trial.set_user_attr("steps", result.steps)
-        trial.set_user_attr("device", result.device)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("train_seconds", train_seconds)
+        for key in ("steps", "device"):
+            trial.set_user_attr(key, facts.get(key, device if key == "device" else None))
         trial.set_user_attr("latency_ms", latency)
         path = checkpoint_path(settings.out_dir, trial.number)
         try:
-            atomic_save({"state_dict": model.state_dict(), "recipe": cost["recipe"]}, path)
+            atomic_save(checkpoint(model, suggestion.recipe, problem, metrics, suggestion.costs(), trial.number,
+                                   settings.study), path)
         except OSError as error:  # the disk, not the trial: stop, and let the user resume once it is fixed
             raise UserError(f"cannot write the checkpoint {path}: {error.strerror or error}",
                             "free disk space or fix the permissions of --out, then run the same command to resume") from None
         trial.set_user_attr("checkpoint", str(path))
+        primary = next(iter(problem.directions))
         log.info("trial %d (%s): %s %.4g, +%s parameters, %.3f GFLOPs, trained %.0f s", trial.number,
-                 trial.user_attrs.get("uniform") or describe_choices(trial.user_attrs["choices"]),
-                 ctx.task.primary_metric, metric, f"{cost['params_added']:,}", cost["gflops"], result.train_seconds)
-        return float(metric), float(cost["params_added"]), float(cost["gflops"])
-
-    def _over_budget(self, cost: dict[str, Any]) -> str | None:
-        s = self.context.settings
-        if s.max_params is not None and cost["params_added"] > s.max_params:
-            return f"adds {cost['params_added']:,} parameters, over --max-params {s.max_params:,.0f}"
-        if s.max_gflops is not None and cost["gflops"] > s.max_gflops:
-            return f"{cost['gflops']:.3f} GFLOPs, over --max-gflops {s.max_gflops}"
-        return None
+                 trial.user_attrs.get("uniform") or describe_choices(suggestion.choices), primary, metrics[primary],
+                 f"{suggestion.params_added:,}", suggestion.gflops, train_seconds)
+        return (*(metrics[name] for name in problem.directions), float(suggestion.params_added), suggestion.gflops)
 
     @staticmethod
-    def _fail(trial: optuna.Trial, kind: str, message: str) -> None:
+    def _fail(trial: optuna.Trial, kind: str, message: str) -> NoReturn:
         trial.set_user_attr("failure", {"kind": kind, "message": message[:2000]})
         log.warning("trial %d failed (%s): %s", trial.number, kind, message.splitlines()[0] if message else kind)
         raise TrialFailure(f"{kind}: {message}")
+
+
+def checkpoint(model: nn.Module, recipe: dict[str, Any], problem: Problem, metrics: dict[str, float],
+               costs: dict[str, Any], trial: int, study: str) -> dict[str, Any]:
+    """A trial's weights and what rebuilds them (`indexnas.load`): the host's source and arguments, the recipe,
+    the example input's shape, the task, metrics, costs and versions. Plain data: read with weights_only."""
+    return {"format": CHECKPOINT_FORMAT, "version": 1, "state_dict": model.state_dict(), "recipe": recipe,
+            "source": problem.source, "model": problem.label, "example_shape": list(problem.example.shape),
+            "task": problem.task, "directions": problem.directions, "metrics": metrics, "costs": costs,
+            "study": study, "trial": trial, "versions": versions()}
+
+
+def versions() -> dict[str, str]:
+    """The versions a checkpoint was written with (indexnas, torch, optuna, timm where installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"indexnas": __version__, "torch": str(torch.__version__), "optuna": str(optuna.__version__)}
+    for name in ("timm", "segmentation-models-pytorch"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import optuna
@@ -15,14 +17,14 @@ def pareto_rows(study: optuna.Study) -> list[dict]:
     """One row per Pareto-optimal trial: choices, metric, parameters added, GFLOPs, training time."""
     metric = study.user_attrs.get("indexnas", {}).get("primary_metric", "metric")
     rows = []
-    for trial in sorted(study.best_trials, key=lambda t: t.values[1]):
+    for trial in sorted(study.best_trials, key=lambda t: t.values[-2]):  # values: metrics..., params_added, gflops
         choices = trial.user_attrs.get("choices", {})
         rows.append({
             "trial": trial.number,
             "config": trial.user_attrs.get("uniform") or describe_choices(choices),
             metric: trial.values[0],
-            "params_added": int(trial.values[1]),
-            "gflops": trial.values[2],
+            "params_added": int(trial.values[-2]),
+            "gflops": trial.values[-1],
             "train_s": trial.user_attrs.get("train_seconds", float("nan")),
         })
     return rows
@@ -52,3 +54,42 @@ def print_summary(study: optuna.Study, settings: SearchSettings, wall_seconds: f
 
 def _dashboard_url(storage: str) -> str:
     return storage if "://" in storage else str(Path(storage).resolve())
+
+
+class Progress:
+    """The study-level line after each trial: trials complete of requested, best so far, elapsed, ETA."""
+
+    def __init__(self, study: optuna.Study, wanted: int) -> None:
+        self.study, self.wanted = study, wanted
+        self.start = time.perf_counter()
+        self.done_before = self.reported = len(self._complete())
+
+    def _complete(self) -> list[optuna.trial.FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+    def line(self) -> str:
+        complete = self._complete()
+        done, ran = len(complete), len(complete) - self.done_before
+        elapsed = time.perf_counter() - self.start
+        attrs = self.study.user_attrs.get("indexnas", {})
+        metric, direction = attrs.get("primary_metric", "metric"), attrs.get("direction", "maximize")
+        text = f"study: {min(done, self.wanted)}/{self.wanted} trials complete"
+        if complete:
+            pick = max if direction == "maximize" else min
+            best = pick(complete, key=lambda t: t.values[0])
+            text += f", best {metric} {best.values[0]:.4g} (trial {best.number})"
+        text += f", elapsed {_duration(elapsed)}"
+        if 0 < ran and done < self.wanted:
+            text += f", ETA {_duration(elapsed / ran * (self.wanted - done))}"
+        return text
+
+    def report(self) -> None:
+        """Log the line when a trial has completed since the last one (pruned and failed trials say their own)."""
+        done = len(self._complete())
+        if done != self.reported:
+            self.reported = done
+            logging.getLogger("indexnas.search").info("%s", self.line())
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

@@ -148,6 +148,16 @@ def train_and_evaluate(
 ) -> TrainResult:
     """Train `model` in place on `train_set` within the budget, then return its metrics on `val_set`."""
     config = config or TrainConfig()
+    result = fit(model, task, train_set, config)
+    start = time.perf_counter()
+    result.metrics = evaluate(model, task, val_set, config, device=torch.device(result.device), precision=result.amp)
+    result.eval_seconds = time.perf_counter() - start
+    return result
+
+
+def fit(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig | None = None) -> TrainResult:
+    """Train `model` in place on `train_set` within the budget (the result's metrics are left empty)."""
+    config = config or TrainConfig()
     device = resolve_device(config.device)
     precision = resolve_amp(config.amp, device)
     seed_everything(config.seed)
@@ -182,15 +192,11 @@ def train_and_evaluate(
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
     finally:
         bar.close()
-    train_seconds = time.perf_counter() - start
-
-    start = time.perf_counter()
-    scores = evaluate(model, task, val_set, config, device=device, precision=precision)
     return TrainResult(
-        metrics=scores,
+        metrics={},
         steps=len(losses),
-        train_seconds=train_seconds,
-        eval_seconds=time.perf_counter() - start,
+        train_seconds=time.perf_counter() - start,
+        eval_seconds=0.0,
         final_loss=losses[-1] if losses else float("nan"),
         losses=losses,
         device=str(device),

@@ -19,13 +19,13 @@ from conftest import PG_PASSWORD, tiny_settings
 from optuna.trial import TrialState
 from torch import nn
 
-import indexnas.search.host
 from indexnas.atomic import atomic_save
 from indexnas.cli import main
 from indexnas.reports import write_report
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import HEARTBEAT_ATTR, LOST_WORKER, mask_url, open_storage, study_lock
 from indexnas.search.study import next_step, run_search
+from indexnas.search.suggest import SearchSpace
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,15 +60,17 @@ def faulty_study(tmp_path_factory):
     """Two completed trials wanted; the four paper configurations between them fail, each its own way."""
     tmp_path = tmp_path_factory.mktemp("faults")
     torch.set_num_threads(1)
-    rewrite = indexnas.search.host.rewrite
+    rewrite = SearchSpace.rewrite
 
-    def faulty_rewrite(model, example, choices, mode, name):
-        rewritten, cost = rewrite(model, example, choices, mode, name)
+    def faulty_rewrite(self, choices):
+        suggestion = rewrite(self, choices)
         fault = FAULTS.get(str(next(iter(choices.values()))))
-        return (Faulty(rewritten, fault) if fault else rewritten), cost
+        if fault:
+            suggestion.model = Faulty(suggestion.model, fault)
+        return suggestion
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(indexnas.search.host, "rewrite", faulty_rewrite)
+        patch.setattr(SearchSpace, "rewrite", faulty_rewrite)
         study = run_search(SearchSettings(**tiny_settings(tmp_path, trials=2, warm_start=False)))
     return tmp_path, study
 

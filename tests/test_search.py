@@ -98,12 +98,15 @@ def test_resuming_with_other_settings_is_refused(finished):
 
 def test_configurations_over_the_parameter_budget_are_pruned_without_training(tmp_path):
     torch.set_num_threads(1)
-    study = run_search(tiny(tmp_path, trials=2, max_params=10, study="budget"))
+    study = run_search(tiny(tmp_path, trials=2, max_params=100, study="budget", warm_start=False))
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
-    assert pruned, "holistic adds 256 parameters > 10: it must be pruned"
+    # the grid's holistic variants add 256, 1,216 and 4,288 parameters; the next one (m2o, 16) fits
+    assert [t.user_attrs["params_added"] for t in pruned] == [256, 1216, 4288]
     for trial in pruned:
         assert trial.user_attrs["failure"]["kind"] == "over_budget"
-        assert "train_seconds" not in trial.user_attrs
+        assert "train_seconds" not in trial.user_attrs and "checkpoint" not in trial.user_attrs
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 2 and all(t.user_attrs["params_added"] <= 100 for t in complete)
 
 
 def test_an_unknown_storage_scheme_is_a_clear_error(tmp_path):

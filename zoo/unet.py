@@ -6,6 +6,7 @@ timm family.
 from __future__ import annotations
 
 import math
+import os
 
 import timm
 import torch
@@ -24,7 +25,8 @@ def decoder_channels(level: int, width: float) -> int:
     return scaled(16 * 2 ** (level - 1), width)
 
 
-def _backbone(name: str, in_chans: int) -> nn.Module:
+def _backbone(name: str, in_chans: int, weights: str | None = None) -> nn.Module:
+    """timm's feature extractor, random-init or from a local timm checkpoint of that model (never downloaded)."""
     if not isinstance(name, str) or not name:
         raise UserError(f"backbone must be a timm model name, got {name!r}", "e.g. backbone='resnet18'")
     if not timm.is_model(name):
@@ -33,9 +35,18 @@ def _backbone(name: str, in_chans: int) -> nn.Module:
             f"{did_you_mean(name, timm.list_models())}list names with `indexnas models 'timm:PATTERN*'` "
             "(timm.list_models), e.g. resnet18, efficientnet_b0, convnext_atto",
         )
+    local = {}
+    if weights is not None:
+        if not os.path.isfile(weights):
+            raise UserError(f"backbone_weights={weights!r} is not a local file",
+                            f"save one with torch.save(timm.create_model({name!r}).state_dict(), PATH); nothing is downloaded")
+        local = {"pretrained": True, "pretrained_cfg_overlay": {"file": os.fspath(weights)}}  # timm's local-file path
     try:
-        return timm.create_model(name, features_only=True, pretrained=False, in_chans=in_chans)
-    except (RuntimeError, TypeError, ValueError, AssertionError) as error:
+        return timm.create_model(name, features_only=True, in_chans=in_chans, **({"pretrained": False} | local))
+    except (RuntimeError, TypeError, ValueError, AssertionError, KeyError) as error:
+        if weights is not None:
+            raise UserError(f"timm could not load {weights} into {name}: {str(error).splitlines()[0]}",
+                            f"pass a checkpoint of the timm model {name!r} (its state_dict)") from error
         raise UserError(
             f"timm model {name!r} cannot be built as a feature extractor (features_only=True): {error}",
             "pick a backbone that supports features_only (most CNNs: resnet18, efficientnet_b0, convnext_atto, ...)",
@@ -92,7 +103,8 @@ class TimmUNet(nn.Module):
     No paper baseline (the paper has no UNet host); over resnet18 at width 1.0 it has 14.33M
     parameters and 4.15 fvcore GFLOPs at 224x224x3. Input: (B, in_chans, H, W), H, W >= the
     backbone's largest reduction (usually 32) and whatever the backbone itself requires; odd
-    sizes work for all three upsampling modes. The backbone is random-init (pretrained=False).
+    sizes work for all three upsampling modes. The backbone is random-init (pretrained=False), or loads
+    ``backbone_weights``: a local timm checkpoint of the backbone (timm's ``pretrained_cfg_overlay=dict(file=...)``).
     """
 
     def __init__(
@@ -102,12 +114,13 @@ class TimmUNet(nn.Module):
         num_classes: int = 1,
         in_chans: int = 3,
         width: float = 1.0,
+        backbone_weights: str | None = None,
     ) -> None:
         super().__init__()
         width = check_width(width)
         if upsample not in UPSAMPLE_MODES:
             raise UserError(f"unknown upsample mode {upsample!r}", f"use one of: {', '.join(UPSAMPLE_MODES)}")
-        self.encoder = _backbone(backbone, in_chans)
+        self.encoder = _backbone(backbone, in_chans, backbone_weights)
         reductions = list(self.encoder.feature_info.reduction())
         levels = _levels(backbone, reductions)
         skip_index = {level: i for i, level in enumerate(levels)}
