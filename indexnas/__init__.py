@@ -1,8 +1,27 @@
-"""indexnas: learned index-guided down/upsampling (Index Networks) for any PyTorch model."""
+"""indexnas: learned index-guided down/upsampling (Index Networks) for any PyTorch model.
+
+The Python ways in (`search`, `suggest`, `load`, `apply`) are imported on first use, so that
+`import indexnas` (and `indexnas --help`) stays light.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("indexnas")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__", "apply", "load", "search", "suggest"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "search":  # the package indexnas.search, which calls indexnas.api.search when called
+        import importlib
+
+        return importlib.import_module("indexnas.search")
+    if name in ("apply", "load", "suggest"):
+        from indexnas import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'indexnas' has no attribute {name!r}")

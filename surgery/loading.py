@@ -28,6 +28,7 @@ from indexnas.names import did_you_mean
 
 SMP_PREFIX = "smp:"
 DEFAULT_SIZE = 224  # the paper's input side; smp needs multiples of 32
+WEIGHT_ARGS = ("pretrained", "backbone_weights", "encoder_weights")  # model arguments that only load local weights
 DESCRIPTOR_HELP = "a zoo name, timm:NAME (a UNet over that backbone), smp:ARCH:ENCODER, or path/to/file.py:factory"
 
 

@@ -503,7 +503,7 @@ def test_report_rebuilds_the_best_kept_trial_and_draws_its_index_maps(tmp_path):
     search = SearchSettings(task="denoise", model="dncnn_segnet", study="kept", storage=str(tmp_path / "s.log"),
                             out=str(tmp_path / "run"), width=0.125, flops_size=40)
     train_set, val_set = build_datasets(search)
-    host, example = load_host(search, train_set)
+    host, example, _ = load_host(search, train_set)
     model, rewrite_report = insert_indexnet(host, example, "o2o-shared-nl", "pool", flops=False)
     torch.manual_seed(1)
     with torch.no_grad():  # "trained" weights: anything but the fresh initialisation the replay starts from

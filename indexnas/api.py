@@ -1,0 +1,119 @@
+"""The Python ways in: `search` over your model and callables, `suggest` in your own Optuna objective,
+`load` a searched trial as a ready model, `apply` a recipe (or a trial's) to a model you retrain.
+
+All four use the machinery the CLI uses (search.study, search.suggest, surgery.recipe), not copies of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from indexnas.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from indexnas.search.problem import Budget
+
+
+def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn.Module, Budget], Any],
+           evaluate: Callable[[nn.Module], Mapping[str, float]], directions: Mapping[str, str], trials: int = 40,
+           storage: str = "runs/studies.log", study: str | None = None, out: str | os.PathLike | None = None,
+           mode: str = "pool", budget_steps: int = 500, budget_seconds: float | None = None,
+           max_params: float | None = None, max_gflops: float | None = None, sampler: str = "tpe", seed: int = 0,
+           workers: int = 1, paper_grid: bool = True, warm_start: bool = True, progress: bool = False,
+           report: bool = True, name: str | None = None) -> optuna.Study:
+    """Search per-pair IndexNet choices of ``model`` with your own training and evaluation.
+
+    ``train(model, budget)`` trains a trial's rewritten copy in place (``budget.steps`` / ``budget.seconds``);
+    ``evaluate(model)`` returns ``{metric: value}`` with every metric named in ``directions``
+    (``{"accuracy": "maximize"}``). The study's objectives are those metrics, then parameters added and
+    GFLOPs at ``example_input``. As `indexnas search`: the untouched host and the paper's uniform grid
+    first, the host trained once (warm start), budgets checked before training, resumable under the same
+    ``study`` name, Pareto-optimal weights kept in ``out`` (default runs/STUDY) with a report.
+    """
+    from indexnas.search.problem import CallableProblem, fingerprint
+    from indexnas.search.settings import SearchSettings
+    from indexnas.search.study import run_search
+
+    problem = CallableProblem(model, example_input, train, evaluate, directions, label=name)
+    study_name = study or f"custom-{problem.label}-{mode}"
+    settings = SearchSettings(
+        task="custom", model=problem.label, study=study_name, storage=os.fspath(storage),
+        out=os.fspath(out) if out is not None else str(Path("runs") / study_name), trials=trials, mode=mode,
+        budget_steps=budget_steps, budget_seconds=budget_seconds, max_params=max_params, max_gflops=max_gflops,
+        sampler=sampler, seed=seed, workers=workers, paper_grid=paper_grid, warm_start=warm_start,
+        progress=progress, host_fingerprint=fingerprint(model),
+    )
+    result = run_search(settings, problem)
+    if report:
+        from indexnas.reports import write_report
+
+        write_report(result, settings.out_dir / "report", force=True)
+    return result
+
+
+def suggest(trial: optuna.Trial, model: nn.Module, example_input: torch.Tensor, mode: str = "pool",
+            max_params: float | None = None, max_gflops: float | None = None) -> Any:
+    """This trial's IndexNet configuration of ``model``: a rewritten copy with its costs (a `Suggestion`).
+
+    See `indexnas.search.suggest.suggest`; raises `optuna.TrialPruned` over a budget, before any training.
+    """
+    from indexnas.search.suggest import suggest as suggest_trial
+
+    return suggest_trial(trial, model, example_input, mode, max_params, max_gflops)
+
+
+def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
+    """A searched trial's checkpoint as a ready model in eval mode: the host rebuilt from the checkpoint's
+    source and arguments (or ``model``, a fresh instance of your own host), the recipe replayed, the weights loaded."""
+    return rebuild(path, model)[0]
+
+
+def rebuild(path: str | os.PathLike, model: nn.Module | None = None) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
+    """(model, example input, checkpoint) of a self-describing trial checkpoint."""
+    from indexnas.search.study import CHECKPOINT_FORMAT
+    from indexnas.surgery.loading import WEIGHT_ARGS, load_model
+    from indexnas.surgery.recipe import replay
+    from indexnas.zoo.checkpoint import load_state, read_checkpoint
+
+    saved = read_checkpoint(path)
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a model checkpoint of an indexnas search",
+                        "export one with `indexnas export STUDY --trial best --out model.pt`")
+    source = saved.get("source")
+    if model is None:
+        if not source:
+            raise UserError(f"{path} holds a trial of your own model ({saved.get('model')}); it cannot be rebuilt "
+                            "from a name", "pass a fresh instance: indexnas.load(path, model=MyModel(...))")
+        args = {k: v for k, v in (source.get("model_args") or {}).items() if k not in WEIGHT_ARGS}
+        model, example = load_model(source["model"], source.get("size"), args)  # weights come from the checkpoint
+    else:
+        example = torch.rand(*saved["example_shape"], generator=torch.Generator().manual_seed(0))
+    rewritten, _ = replay(saved["recipe"], model, example, flops=False)
+    load_state(rewritten, saved["state_dict"], os.fspath(path), str(saved.get("model")))
+    return rewritten.eval(), example, saved
+
+
+def apply(model: nn.Module, recipe_or_trial: Any, example_input: torch.Tensor) -> nn.Module:
+    """``model`` rewritten as a recipe says: a recipe dict, a recipe file, or an Optuna trial of a search
+    (its ``recipe`` user attribute). The new index modules start untrained; the model's own weights are kept."""
+    from indexnas.surgery import recipe as recipes
+
+    if isinstance(recipe_or_trial, (str, os.PathLike)):
+        recipe = recipes.load(recipe_or_trial)
+    elif hasattr(recipe_or_trial, "user_attrs"):
+        recipe = recipe_or_trial.user_attrs.get("recipe")
+        if recipe is None:
+            raise UserError(f"trial {getattr(recipe_or_trial, 'number', '?')} has no recipe",
+                            "pass a trial that `indexnas.suggest` or a search rewrote")
+    else:
+        recipe = recipe_or_trial
+    rewritten, _ = recipes.replay(recipe, model, example_input, flops=False)
+    return rewritten
