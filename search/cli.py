@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from indexnas.errors import UserError
 from indexnas.search.settings import MODES, SAMPLERS, SearchSettings
 
 DEFAULT_RUNS = Path("runs")
@@ -29,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--task", required=True, help="denoise | segment | matting | depth")
     search.add_argument("--model", required=True, help="a zoo name, timm:NAME, smp:ARCH:ENCODER or file.py:factory")
+    search.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="an argument for the model's builder, typed like a Python literal (repeatable): e.g. "
+                        "classes=6 (smp), num_classes=6 (zoo), in_channels=1, backbone_weights=resnet18.pth (timm:), "
+                        "encoder_weights=encoder.pth (smp), pretrained=model.pth (any: a whole state_dict)")
     search.add_argument("--trials", type=int, default=40, help="completed trials the study should hold (default 40)")
     search.add_argument("--budget-steps", type=int, default=500, help="training steps per trial (default 500)")
     search.add_argument("--budget-seconds", type=float, help="also stop each trial's training after this many seconds")
@@ -55,6 +60,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--quiet", action="store_true", help="no progress bars")
     search.set_defaults(handler=run_search_command)
 
+    export = subparsers.add_parser(
+        "export", help="write a searched trial as a ready model file (and optionally ONNX / torch.export)",
+        description="Pick a kept (Pareto-optimal) trial of a study and write it as a self-describing model file that "
+        "indexnas.load(PATH) turns into a ready nn.Module; optionally also as ONNX and a torch.export program.",
+    )
+    export.add_argument("study", metavar="STUDY", help="the study's name")
+    export.add_argument("--storage", default=str(DEFAULT_RUNS / "studies.log"), help="where the study lives "
+                        "(default runs/studies.log)")
+    export.add_argument("--trial", default="best", help="a trial number, or best (default)")
+    export.add_argument("--metric", help="with --trial best: the objective to be best at (default: the study's first)")
+    export.add_argument("--out", required=True, help="the model file to write, e.g. model.pt")
+    export.add_argument("--onnx", help="also write an ONNX file")
+    export.add_argument("--torch-export", help="also write a torch.export program (.pt2)")
+    export.set_defaults(handler=run_export_command)
+
     demo = subparsers.add_parser(
         "demo", help="a small denoising search on built-in data (about 5 minutes on a 2-core CPU) and its report",
         description="Search IndexNet choices for a narrow DnCNN-SegNet on the built-in denoising data (real photos "
@@ -66,17 +86,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_search_command(args: argparse.Namespace) -> int:
+    from indexnas.surgery.loading import parse_model_args
+
     study_name = args.study or f"{args.task}-{args.model.replace(':', '_').replace('/', '_')}-{args.mode}"
     settings = SearchSettings(
         task=args.task, model=args.model, study=study_name,
         storage=args.storage or str(DEFAULT_RUNS / "studies.log"), out=args.out or str(DEFAULT_RUNS / study_name),
-        trials=args.trials, mode=args.mode, width=args.width, budget_steps=args.budget_steps,
+        trials=args.trials, mode=args.mode, width=args.width, model_args=parse_model_args(args.model_arg),
+        budget_steps=args.budget_steps,
         budget_seconds=args.budget_seconds, data=args.data, sigma=args.sigma, patch=args.patch,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, workers=args.workers, sampler=args.sampler,
         paper_grid=not args.no_paper_grid, warm_start=not args.no_warm_start, max_params=args.max_params,
         max_gflops=args.max_gflops, progress=not args.quiet,
     )
     return _run(settings, report=not args.no_report)
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    import optuna
+
+    from indexnas.search.export import export_trial, pick_trial
+    from indexnas.search.storage import mask_url, open_storage
+
+    storage = open_storage(args.storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if args.study not in names:
+        raise UserError(f"no study {args.study!r} in {mask_url(args.storage)}",
+                        f"studies there: {', '.join(names) or 'none'}; pass --storage for another file")
+    trial = pick_trial(optuna.load_study(study_name=args.study, storage=storage), args.trial, args.metric)
+    written = export_trial(trial, Path(args.out), args.onnx and Path(args.onnx),
+                           args.torch_export and Path(args.torch_export))
+    print(f"trial {trial.number} ({trial.user_attrs.get('uniform') or ' | '.join(trial.user_attrs['choices'].values())})"
+          f": {', '.join(str(path) for path in written)}")
+    print(f"load it with: indexnas.load({str(written[0])!r})")
+    return 0
 
 
 def run_demo_command(args: argparse.Namespace) -> int:

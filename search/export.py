@@ -1,0 +1,65 @@
+"""`indexnas export`: a study's trial as a self-describing model file (and optionally ONNX / torch.export).
+
+The search keeps the weights of Pareto-optimal trials as self-describing checkpoints (search/study.py
+`checkpoint`); exporting picks one (a trial number, or the best by a metric), checks that it rebuilds
+(`indexnas.load`), and writes it where the user wants it, plus the optional ONNX and torch.export files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from indexnas.errors import UserError
+
+
+def pick_trial(study: optuna.Study, which: str, metric: str | None) -> FrozenTrial:
+    """Trial ``which`` (a number) or ``"best"``: the kept trial with the best ``metric`` (an objective's name)."""
+    kept = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("checkpoint") and Path(t.user_attrs["checkpoint"]).is_file()]
+    if which != "best":
+        if not which.isdigit():
+            raise UserError(f"--trial {which!r} is neither a trial number nor 'best'", "pass e.g. --trial 7 or --trial best")
+        trial = next((t for t in study.trials if t.number == int(which)), None)
+        if trial is None:
+            raise UserError(f"study {study.study_name!r} has no trial {which}", f"its trials are 0-{len(study.trials) - 1}")
+        if trial not in kept:
+            numbers = ", ".join(str(t.number) for t in kept) or "none"
+            raise UserError(f"trial {which} has no weights on this machine (only Pareto-optimal trials keep theirs)",
+                            f"pick one of the kept trials: {numbers}")
+        return trial
+    names = study.metric_names or study.user_attrs.get("indexnas", {}).get("objectives") or []
+    metric = metric or (names[0] if names else None)
+    if metric not in names:
+        raise UserError(f"--metric {metric!r} is not one of the study's objectives", f"use one of: {', '.join(names)}")
+    if not kept:
+        raise UserError(f"no completed trial of study {study.study_name!r} has its weights on this machine",
+                        "run the search here (its --out folder holds the checkpoints) and export there")
+    index = names.index(metric)
+    pick = max if study.directions[index] == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(kept, key=lambda t: t.values[index])
+
+
+def export_trial(trial: FrozenTrial, out: Path, onnx: Path | None = None, torch_export: Path | None = None) -> list[Path]:
+    """Write the trial as ``out`` (rebuilt once to check it loads) and optional ONNX / torch.export files."""
+    import torch
+
+    from indexnas.api import rebuild
+    from indexnas.atomic import atomic_save
+
+    model, example, saved = rebuild(trial.user_attrs["checkpoint"])
+    written = []
+    for path in (out, onnx, torch_export):
+        if path is not None and not path.parent.is_dir():
+            raise UserError(f"cannot write {path}: folder {path.parent} does not exist", "create it first")
+    atomic_save(saved, out)
+    written.append(out)
+    if onnx is not None:
+        torch.onnx.export(model, (example,), str(onnx))
+        written.append(onnx)
+    if torch_export is not None:
+        torch.export.save(torch.export.export(model, (example,)), str(torch_export))
+        written.append(torch_export)
+    return written
