@@ -199,7 +199,8 @@ def run_table(args: argparse.Namespace) -> int:
     from indexnas.surgery.cost_table import cost_table, render
 
     frame = cost_table(
-        args.model, mode=args.mode, size=args.size, flops=not args.no_flops, channel_fit=args.channel_fit
+        args.model, mode=args.mode, size=args.size, flops=not args.no_flops, channel_fit=args.channel_fit,
+        progress=True,
     )
     print(render(frame, args.format))
     return 0

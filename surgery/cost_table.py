@@ -146,6 +146,7 @@ def cost_table(
     flops: bool = True,
     channel_fit: str = "group",
     variants: list[IndexSpec] | None = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Baseline and variant rows (see module docstring) for a model descriptor or module.
 
@@ -154,9 +155,12 @@ def cost_table(
     reach decoders whose width divides the encoder's, as the paper's FastDepth-P rows need; a row's note
     says where it did.
     """
+    from indexnas.progress import progress_steps
+
     host = _analysed(model, example_input, size, mode, channel_fit, flops)
     strict = compat.pair_options(host.gm, host.report, host.mode, "strict")
-    rows = [_baseline_row(host)] + [_variant_row(host, spec, strict) for spec in variants or paper_variants()]
+    specs = progress_steps(variants or paper_variants(), f"{host.name} variants", progress)
+    rows = [_baseline_row(host)] + [_variant_row(host, spec, strict) for spec in specs]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

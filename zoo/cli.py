@@ -109,7 +109,9 @@ def run_models(args: argparse.Namespace) -> int:
             listings.append(timm_listing(name[len(TIMM_PREFIX) :]))
         else:
             names += _zoo_matches(name)
+    from indexnas.progress import progress_steps
+
     with torch.no_grad():
-        rows = [model_row(name, args.size, args.width, not args.no_flops) for name in names]
+        rows = [model_row(name, args.size, args.width, not args.no_flops) for name in progress_steps(names, "models")]
     print("\n\n".join([*([format_table(rows)] if rows else []), *listings]))
     return 0
