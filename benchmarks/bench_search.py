@@ -22,7 +22,6 @@ a linear-params hypervolume (reference 1.1 x the largest Delta params) is printe
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import datetime as dt
 import logging
@@ -49,11 +48,10 @@ from indexnas.reports.frame import CHOICE_PREFIX, METRIC_PREFIX  # noqa: E402
 from indexnas.reports.hypervolume import PARAMS_REFERENCE_MARGIN, log_params  # noqa: E402
 from indexnas.search import space as search_space  # noqa: E402
 from indexnas.search.cli import DEMO  # noqa: E402
-from indexnas.search.host import rewrite  # noqa: E402
 from indexnas.search.settings import SearchSettings  # noqa: E402
 from indexnas.search.study import (  # noqa: E402
     Objective, SearchContext, TrialFailure, counts, keep_pareto_checkpoints, make_sampler, next_step, open_study,
-    prepare, settings_storage, train_config,
+    budget, prepare, settings_storage,
 )
 from indexnas.search.train import train_and_evaluate  # noqa: E402
 
@@ -261,9 +259,10 @@ def noise_repeats(context: SearchContext, trial: pd.Series, count: int) -> list[
     for index in range(count):
         seed = settings.seed + NOISE_SEED_BASE + index
         torch.manual_seed(seed)  # the IndexNet's initial weights vary with the seed too, like the training order
-        model, _ = rewrite(copy.deepcopy(context.host), context.example, choices, settings.mode, settings.model)
-        config = dataclasses.replace(train_config(settings, label="noise"), seed=seed)
-        result = train_and_evaluate(model, context.task, context.train_set, context.val_set, config)
+        model = context.space.rewrite(choices).model
+        problem = context.problem
+        config = dataclasses.replace(problem.config(budget(settings, "noise")), seed=seed)
+        result = train_and_evaluate(model, problem.task_spec, problem.train_set, problem.val_set, config)
         values.append(result.metrics["psnr"])
         print(f"  noise: {trial['config']} with seed {seed}: psnr {values[-1]:.3f}", flush=True)
     return values
