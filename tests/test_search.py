@@ -1,7 +1,9 @@
 """A tiny study end to end on CPU: stored trials, their recipes, budgets, the Pareto set, resuming."""
 
+import logging
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
@@ -9,7 +11,8 @@ from optuna.trial import TrialState
 from indexnas.errors import UserError
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
-from indexnas.search.study import checkpoint_path, run_search
+from indexnas.search.study import checkpoint_path, report_queue, run_search
+from indexnas.search.summary import Progress
 from indexnas.surgery import recipe as recipes
 from indexnas.surgery.loading import load_model
 from index_params import model_delta
@@ -116,3 +119,22 @@ def test_an_unknown_storage_scheme_is_a_clear_error(tmp_path):
         open_storage("mongodb://user:secret@host/db")
     except UserError as error:
         assert "secret" not in str(error)
+
+
+def test_the_study_line_says_trials_complete_best_so_far_elapsed_and_eta():
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.set_user_attr("indexnas", {"primary_metric": "psnr", "direction": "maximize"})
+    progress = Progress(study, wanted=4)
+    for psnr in (20.5, 21.25):
+        study.add_trial(optuna.trial.create_trial(values=[psnr, 0, 1.0]))
+    line = progress.line()
+    assert line.startswith("study: 2/4 trials complete, best psnr 21.25 (trial 1), elapsed ") and ", ETA " in line
+
+
+def test_a_trial_count_below_the_grid_says_how_many_grid_configurations_stay_queued(caplog):
+    study = optuna.create_study()
+    for x in range(16):
+        study.enqueue_trial({"x": x})
+    with caplog.at_level(logging.INFO, logger="indexnas.search"):
+        report_queue(study, wanted=4)
+    assert "12 of the paper grid's queued configurations remain queued" in caplog.text
