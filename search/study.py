@@ -78,6 +78,8 @@ def run_search(settings: SearchSettings, problem: Problem | None = None) -> optu
     checked before anything is written, so a failed command leaves existing studies and runs as they were.
     """
     location = locate_storage(settings.storage)
+    if problem is not None and settings.workers > 1:
+        check_picklable(problem)
     storage = None
     if location.journal is None or location.journal.exists():  # an existing study must agree before any work
         storage = settings_storage(settings)
@@ -92,12 +94,7 @@ def run_search(settings: SearchSettings, problem: Problem | None = None) -> optu
         workers = [spawn.Process(target=_worker_main, args=(settings.to_dict(), index, problem), daemon=False)
                    for index in range(settings.workers)]
         for process in workers:
-            try:
-                process.start()
-            except (TypeError, AttributeError, pickle.PicklingError) as error:  # spawn pickles the problem
-                raise UserError(f"the search's model and callables cannot be sent to worker processes: {error}",
-                                "define train and evaluate at the top level of a module (not lambdas or local "
-                                "functions), or run with workers=1") from None
+            process.start()
         for process in workers:
             process.join()
         for index, process in enumerate(workers):
@@ -105,6 +102,16 @@ def run_search(settings: SearchSettings, problem: Problem | None = None) -> optu
                 log.error("worker %d exited with status %s; the others went on", index, process.exitcode)
     keep_pareto_checkpoints(study, settings.out_dir)
     return study
+
+
+def check_picklable(problem: Problem) -> None:
+    """Worker processes are spawned: the problem (model, callables) must pickle, or no worker could start."""
+    try:
+        pickle.dumps(problem)
+    except (TypeError, AttributeError, pickle.PicklingError) as error:
+        raise UserError(f"the search's model and callables cannot be sent to worker processes: {error}",
+                        "define train and evaluate at the top level of a module (not lambdas or local "
+                        "functions), or run with workers=1") from None
 
 
 def _worker_main(settings: dict[str, Any], index: int, problem: Problem | None = None) -> None:

@@ -156,3 +156,19 @@ def test_an_evaluation_without_the_searched_metric_fails_the_host_with_a_clear_m
     with pytest.raises(UserError, match="returned no accuracy"):
         indexnas.search(Autoencoder(), EXAMPLE, train=train, evaluate=evaluate, directions={"accuracy": "maximize"},
                         trials=1, budget_steps=1, storage=str(tmp_path / "s.log"), out=tmp_path / "run", report=False)
+
+
+def test_callables_that_worker_processes_cannot_receive_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(UserError, match="top level of a module"):
+        indexnas.search(Autoencoder(), EXAMPLE, train=lambda model, budget: None, evaluate=evaluate,
+                        directions={"mse": "minimize"}, workers=2, storage=str(tmp_path / "s.log"), out=tmp_path / "run")
+    assert not (tmp_path / "s.log").exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_search_over_a_users_model_runs_in_worker_processes(tmp_path):
+    study = indexnas.search(Autoencoder(), EXAMPLE, train=train, evaluate=evaluate, directions={"mse": "minimize"},
+                            trials=4, budget_steps=2, workers=2, storage=str(tmp_path / "s.log"), out=tmp_path / "run",
+                            report=False)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 4 and all(t.user_attrs["worker"] for t in complete)  # spawned processes did the work
