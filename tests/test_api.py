@@ -2,7 +2,6 @@
 callables, `load` and `apply` -- all on a model defined here, trained a few steps on CPU."""
 
 import os
-from pathlib import Path
 
 import optuna
 import pytest

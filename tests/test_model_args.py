@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-from optuna.trial import TrialState
 
 from indexnas.cli import main
 from indexnas.errors import UserError
