@@ -57,7 +57,7 @@ def export_trial(trial: FrozenTrial, out: Path, onnx: Path | None = None, torch_
     atomic_save(saved, out)
     written.append(out)
     if onnx is not None:
-        torch.onnx.export(model, (example,), str(onnx))
+        torch.onnx.export(model, (example,), str(onnx), verbose=False)  # no step-by-step log on stdout
         written.append(onnx)
     if torch_export is not None:
         torch.export.save(torch.export.export(model, (example,)), str(torch_export))
