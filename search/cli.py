@@ -106,8 +106,11 @@ def run_export_command(args: argparse.Namespace) -> int:
     import optuna
 
     from indexnas.search.export import export_trial, pick_trial
-    from indexnas.search.storage import mask_url, open_storage
+    from indexnas.search.storage import locate_storage, mask_url, open_storage
 
+    journal = locate_storage(args.storage).journal
+    if journal is not None and not journal.is_file():  # reading must not create an empty journal
+        raise UserError(f"no study storage at {journal}", "pass the --storage the search wrote to")
     storage = open_storage(args.storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if args.study not in names:
