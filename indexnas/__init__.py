@@ -12,7 +12,8 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "apply", "load", "search", "suggest"]
+_API = ("Budget", "SearchSpace", "apply", "load", "suggest")  # from indexnas.api, on first use
+__all__ = ["__version__", "search", *_API]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,7 +21,7 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module("indexnas.search")
-    if name in ("apply", "load", "suggest"):
+    if name in _API:
         from indexnas import api
 
         return getattr(api, name)

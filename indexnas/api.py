@@ -15,11 +15,13 @@ import torch
 from torch import nn
 
 from indexnas.errors import UserError
+from indexnas.search.problem import Budget
+from indexnas.search.suggest import SearchSpace, Suggestion, suggest
+
+__all__ = ["Budget", "SearchSpace", "Suggestion", "apply", "load", "rebuild", "search", "suggest"]
 
 if TYPE_CHECKING:
     import optuna
-
-    from indexnas.search.problem import Budget
 
 
 def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn.Module, Budget], Any],
@@ -57,17 +59,6 @@ def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn
 
         write_report(result, settings.out_dir / "report", force=True)
     return result
-
-
-def suggest(trial: optuna.Trial, model: nn.Module, example_input: torch.Tensor, mode: str = "pool",
-            max_params: float | None = None, max_gflops: float | None = None) -> Any:
-    """This trial's IndexNet configuration of ``model``: a rewritten copy with its costs (a `Suggestion`).
-
-    See `indexnas.search.suggest.suggest`; raises `optuna.TrialPruned` over a budget, before any training.
-    """
-    from indexnas.search.suggest import suggest as suggest_trial
-
-    return suggest_trial(trial, model, example_input, mode, max_params, max_gflops)
 
 
 def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
