@@ -1,16 +1,13 @@
 """indexnas: learned index-guided down/upsampling (Index Networks) for any PyTorch model.
 
 The Python ways in (`search`, `suggest`, `load`, `apply`) are imported on first use, so that
-`import indexnas` (and `indexnas --help`) stays light.
+`import indexnas` (and `indexnas --help`) stays light. Like the command line, this package's own
+module is the top of the import graph: the pipeline's modules read the version from `indexnas.version`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("indexnas")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+from indexnas.version import __version__
 
 _API = ("Budget", "SearchSpace", "apply", "load", "suggest")  # from indexnas.api, on first use
 __all__ = ["__version__", "search", *_API]

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from indexnas.errors import UserError
+from indexnas.search.export import rebuild
 from indexnas.search.problem import Budget
 from indexnas.search.suggest import SearchSpace, Suggestion, suggest
 
@@ -65,31 +66,6 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
     """A searched trial's checkpoint as a ready model in eval mode: the host rebuilt from the checkpoint's
     source and arguments (or ``model``, a fresh instance of your own host), the recipe replayed, the weights loaded."""
     return rebuild(path, model)[0]
-
-
-def rebuild(path: str | os.PathLike, model: nn.Module | None = None) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
-    """(model, example input, checkpoint) of a self-describing trial checkpoint."""
-    from indexnas.search.study import CHECKPOINT_FORMAT
-    from indexnas.surgery.loading import WEIGHT_ARGS, load_model
-    from indexnas.surgery.recipe import replay
-    from indexnas.zoo.checkpoint import load_state, read_checkpoint
-
-    saved = read_checkpoint(path)
-    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a model checkpoint of an indexnas search",
-                        "export one with `indexnas export STUDY --trial best --out model.pt`")
-    source = saved.get("source")
-    if model is None:
-        if not source:
-            raise UserError(f"{path} holds a trial of your own model ({saved.get('model')}); it cannot be rebuilt "
-                            "from a name", "pass a fresh instance: indexnas.load(path, model=MyModel(...))")
-        args = {k: v for k, v in (source.get("model_args") or {}).items() if k not in WEIGHT_ARGS}
-        model, example = load_model(source["model"], source.get("size"), args)  # weights come from the checkpoint
-    else:
-        example = torch.rand(*saved["example_shape"], generator=torch.Generator().manual_seed(0))
-    rewritten, _ = replay(saved["recipe"], model, example, flops=False)
-    load_state(rewritten, saved["state_dict"], os.fspath(path), str(saved.get("model")))
-    return rewritten.eval(), example, saved
 
 
 def apply(model: nn.Module, recipe_or_trial: Any, example_input: torch.Tensor) -> nn.Module:

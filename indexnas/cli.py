@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from indexnas import __version__
+from indexnas.version import __version__
 from indexnas.errors import UserError
 
 # Which package owns which sub-commands; the order is the order in `indexnas --help`.

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from indexnas import __version__
+from indexnas.version import __version__
 from indexnas.reports.frame import CHOICE_PREFIX, HOST, METRIC_PREFIX, choice_columns, metric_columns
 from indexnas.reports.plots import EncodedFigure, mixed_label
 from indexnas.reports.source import Results

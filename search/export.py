@@ -1,4 +1,5 @@
-"""`indexnas export`: a study's trial as a self-describing model file (and optionally ONNX / torch.export).
+"""A searched trial back as a model: `rebuild` (behind `indexnas.load`) and `indexnas export` (a study's
+trial as a self-describing model file, optionally also ONNX / torch.export).
 
 The search keeps the weights of Pareto-optimal trials as self-describing checkpoints (search/study.py
 `checkpoint`); exporting picks one (a trial number, or the best by a metric), checks that it rebuilds
@@ -7,12 +8,41 @@ The search keeps the weights of Pareto-optimal trials as self-describing checkpo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
+from torch import nn
 
 from indexnas.errors import UserError
+
+
+def rebuild(path: str | os.PathLike, model: nn.Module | None = None) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
+    """(model in eval mode, example input, checkpoint) of a self-describing trial checkpoint (`indexnas.load`)."""
+    from indexnas.search.study import CHECKPOINT_FORMAT
+    from indexnas.surgery.loading import WEIGHT_ARGS, load_model
+    from indexnas.surgery.recipe import replay
+    from indexnas.zoo.checkpoint import load_state, read_checkpoint
+
+    saved = read_checkpoint(path)
+    if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a model checkpoint of an indexnas search",
+                        "export one with `indexnas export STUDY --trial best --out model.pt`")
+    source = saved.get("source")
+    if model is None:
+        if not source:
+            raise UserError(f"{path} holds a trial of your own model ({saved.get('model')}); it cannot be rebuilt "
+                            "from a name", "pass a fresh instance: indexnas.load(path, model=MyModel(...))")
+        args = {k: v for k, v in (source.get("model_args") or {}).items() if k not in WEIGHT_ARGS}
+        model, example = load_model(source["model"], source.get("size"), args)  # weights come from the checkpoint
+    else:
+        example = torch.rand(*saved["example_shape"], generator=torch.Generator().manual_seed(0))
+    rewritten, _ = replay(saved["recipe"], model, example, flops=False)
+    load_state(rewritten, saved["state_dict"], os.fspath(path), str(saved.get("model")))
+    return rewritten.eval(), example, saved
 
 
 def pick_trial(study: optuna.Study, which: str, metric: str | None) -> FrozenTrial:
@@ -44,9 +74,6 @@ def pick_trial(study: optuna.Study, which: str, metric: str | None) -> FrozenTri
 
 def export_trial(trial: FrozenTrial, out: Path, onnx: Path | None = None, torch_export: Path | None = None) -> list[Path]:
     """Write the trial as ``out`` (rebuilt once to check it loads) and optional ONNX / torch.export files."""
-    import torch
-
-    from indexnas.api import rebuild
     from indexnas.atomic import atomic_save
 
     model, example, saved = rebuild(trial.user_attrs["checkpoint"])

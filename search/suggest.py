@@ -43,7 +43,8 @@ class SearchSpace:
     """A host analysed once, and the choices each of its pairs allows in ``mode``."""
 
     def __init__(self, host: nn.Module, example_input: torch.Tensor, mode: str = "pool", name: str | None = None) -> None:
-        from indexnas.surgery import analyze, cost
+        from indexnas import cost
+        from indexnas.surgery import analyze
         from indexnas.surgery.compat import check_mode, pair_options
 
         self.host, self.mode, self.name = host, check_mode(mode), name
@@ -56,8 +57,8 @@ class SearchSpace:
             raise UserError(f"{name or type(host).__name__} has no down/up pairs that mode {mode!r} can rewrite",
                             "run `indexnas pairs MODEL` to see what was found, or try another mode")
         self.spaces = [search_space.PairSpace.from_allowed(p["name"], p["allowed"]) for p in rewritable]
-        self.params_before = cost.parameters(host)
-        self.flops_before = cost.fvcore_flops(host, self.inputs).total
+        self.params_before = cost.count_parameters(self.graph)  # as the rewrite counts: what the forward uses
+        self.flops_before = cost.count_flops(host, self.inputs).total
 
     @property
     def rewritable_pairs(self) -> list[dict[str, Any]]:
@@ -83,17 +84,18 @@ class SearchSpace:
 
     def rewrite(self, choices: dict[str, IndexSpec | str]) -> Suggestion:
         """A deep copy of the analysed host (graph and weights) rewritten with ``choices``; the host is untouched."""
-        from indexnas.surgery import cost, recipe
+        from indexnas import cost
+        from indexnas.surgery import recipe
         from indexnas.surgery.rewrite import rewrite_analyzed
 
         model, graph = copy.deepcopy((self.host, self.graph))  # one copy: the graph keeps the copy's submodules
         wanted = {name: str(spec) for name, spec in choices.items()}
         rewritten, report = rewrite_analyzed(model, graph, self.report, self.inputs, wanted, self.mode, flops=False)
-        flops = cost.fvcore_flops(rewritten, self.inputs).total
+        flops = cost.count_flops(rewritten, self.inputs).total
         return Suggestion(
             model=rewritten, choices=wanted,
             recipe=recipe.from_report(report, model=self.name),
-            params_added=int(report.params_after - self.params_before), params_total=int(report.params_after),
+            params_added=int(report.params_after - report.params_before), params_total=int(report.params_after),
             gflops=flops / 1e9, gflops_added=(flops - self.flops_before) / 1e9,
         )
 

@@ -1,8 +1,10 @@
 """The import graph of the installed packages: no cycles, and dependencies point one way.
 
 Layers, lowest first: the core (``indexnas.*`` operators, specs, cost), ``zoo``, ``surgery``, ``search``,
-``reports``, and on top the command line (``indexnas.cli``, ``indexnas.commands`` and every package's
-``cli`` / ``cli_*`` module). A module may import its own layer or a lower one. The graph is read from
+``reports``, and on top the ways in: the command line (``indexnas.cli``, ``indexnas.commands`` and every
+package's ``cli`` / ``cli_*`` module) and the Python API: ``indexnas.api``, the package ``indexnas`` (whose
+``suggest``, ``load`` and ``apply`` import it on first use) and the package ``indexnas.search`` itself
+(calling it, ``indexnas.search(model, ...)``, runs `indexnas.api.search`); its modules are the search layer. A module may import its own layer or a lower one. The graph is read from
 the source (ast), with imports inside functions and module names handed to ``importlib.import_module``
 or listed in a registry (a tuple or dict of names): an import that runs late still makes a dependency.
 """
@@ -63,7 +65,8 @@ def import_graph() -> dict[str, set[str]]:
 def layer(module: str) -> str:
     """The layer a module belongs to (see the module docstring)."""
     last = module.rpartition(".")[2]
-    if module in ("indexnas.cli", "indexnas.commands") or (module != "indexnas" and (last == "cli" or last.startswith("cli_"))):
+    ways_in = ("indexnas", "indexnas.api", "indexnas.search", "indexnas.cli", "indexnas.commands")
+    if module in ways_in or last == "cli" or last.startswith("cli_"):
         return "cli"
     for package in PACKAGES:
         if module == package or module.startswith(package + "."):
