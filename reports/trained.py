@@ -1,9 +1,9 @@
 """Rebuild a study's best kept trial from its checkpoint, to show its index maps in the report.
 
-The search keeps the weights of Pareto-optimal trials (``{"state_dict", "recipe"}`` at
-``user_attrs["checkpoint"]``); the host is rebuilt from the study's stored search settings exactly as the
-search built it (`search.host`), the recipe replayed onto it (`surgery.recipe.replay`), the weights loaded,
-and the maps drawn on the first validation image of the task's data.
+The search keeps the weights of Pareto-optimal trials as self-describing checkpoints at
+``user_attrs["checkpoint"]``; the model is rebuilt from one as `indexnas.load` does (`search.export.rebuild`:
+the host from its source and arguments, the recipe replayed, the weights loaded), and the maps are drawn
+on the first validation image of the task's data (from the study's stored search settings).
 """
 
 from __future__ import annotations
@@ -40,19 +40,15 @@ def trained_index_maps(results: Results, frame: pd.DataFrame) -> tuple[Figure | 
     stored = results.settings.get("settings")
     if not isinstance(stored, dict):
         return None, "the study does not record the search settings its model is rebuilt from"
-    from indexnas.search.host import build_datasets, load_host
+    from indexnas.search.export import rebuild
+    from indexnas.search.host import build_datasets
     from indexnas.search.settings import SearchSettings
     from indexnas.search.tasks import get_task
-    from indexnas.surgery.recipe import replay
-    from indexnas.zoo.checkpoint import read_checkpoint
 
     try:
         settings = SearchSettings(**stored)
-        train_set, val_set = build_datasets(settings)
-        host, example, _ = load_host(settings, train_set)
-        saved = read_checkpoint(trial["checkpoint"])  # weights_only: a pickle with code in it is refused
-        model, _ = replay(saved["recipe"], host, example, flops=False)
-        model.load_state_dict(saved["state_dict"])
+        model = rebuild(trial["checkpoint"])[0]  # weights_only: a pickle with code in it is refused
+        _, val_set = build_datasets(settings)
     except (UserError, TypeError, KeyError, OSError, RuntimeError) as error:
         # settings from another version, data or weights not on this machine, weights of another model
         first = str(error).splitlines()[0] if str(error) else type(error).__name__

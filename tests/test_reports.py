@@ -489,29 +489,31 @@ def test_write_report_embeds_index_maps_when_given(study_log, tmp_path):
 
 
 def test_report_rebuilds_the_best_kept_trial_and_draws_its_index_maps(tmp_path):
-    """A checkpoint as the search keeps it ({state_dict, recipe}) is replayed onto the host the study's
-    settings describe; the report's maps are those of the saved weights on the first validation image."""
+    """A checkpoint as the search keeps it (self-describing) is rebuilt as `indexnas.load` does; the report's
+    maps are those of the saved weights on the first validation image."""
     from torch.utils.data import default_collate
 
     from indexnas.reports.trained import trained_index_maps
-    from indexnas.search.host import build_datasets, load_host
+    from indexnas.search.host import TaskProblem
     from indexnas.search.settings import SearchSettings
+    from indexnas.search.study import checkpoint as trial_checkpoint
+    from indexnas.search.suggest import SearchSpace
     from indexnas.search.tasks import get_task
-    from indexnas.surgery import recipe
-    from indexnas.surgery.rewrite import insert_indexnet
 
     search = SearchSettings(task="denoise", model="dncnn_segnet", study="kept", storage=str(tmp_path / "s.log"),
                             out=str(tmp_path / "run"), width=0.125, flops_size=40)
-    train_set, val_set = build_datasets(search)
-    host, example, _ = load_host(search, train_set)
-    model, rewrite_report = insert_indexnet(host, example, "o2o-shared-nl", "pool", flops=False)
+    problem = TaskProblem(search)
+    val_set = problem.val_set
+    space = SearchSpace(problem.host, problem.example, "pool", name=search.model)
+    suggestion = space.rewrite({name: "o2o-shared-nl" for name in (s.name for s in space.spaces)})
+    model = suggestion.model
     torch.manual_seed(1)
-    with torch.no_grad():  # "trained" weights: anything but the fresh initialisation the replay starts from
+    with torch.no_grad():  # "trained" weights: anything but the fresh initialisation the rebuild starts from
         for parameter in model.parameters():
             parameter.add_(0.3 * torch.randn_like(parameter))
     checkpoint = tmp_path / "trial-00001.pt"
-    recipe_dict = recipe.from_report(rewrite_report, model="dncnn_segnet")
-    torch.save({"state_dict": model.state_dict(), "recipe": recipe_dict}, checkpoint)
+    torch.save(trial_checkpoint(model, suggestion.recipe, problem, {"psnr": 29.0}, suggestion.costs(), 1, "kept"),
+               checkpoint)
 
     study = optuna.create_study(storage=JournalStorage(JournalFileBackend(search.storage)), study_name="kept",
                                 directions=["maximize", "minimize", "minimize"])
