@@ -22,6 +22,8 @@ DEMO_TRIALS = 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from indexnas.surgery.loading import add_model_arg_option
+
     search = subparsers.add_parser(
         "search", help="search per-pair IndexNet choices with Optuna (accuracy vs parameters vs FLOPs)",
         description="Fine-tune the warm-started host with one IndexNet configuration per trial and keep the "
@@ -30,10 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--task", required=True, help="denoise | segment | matting | depth")
     search.add_argument("--model", required=True, help="a zoo name, timm:NAME, smp:ARCH:ENCODER or file.py:factory")
-    search.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="an argument for the model's builder, typed like a Python literal (repeatable): e.g. "
-                        "classes=6 (smp), num_classes=6 (zoo), in_channels=1, backbone_weights=resnet18.pth (timm:), "
-                        "encoder_weights=encoder.pth (smp), pretrained=model.pth (any: a whole state_dict)")
+    add_model_arg_option(search)
     search.add_argument("--trials", type=int, default=40, help="completed trials the study should hold (default 40)")
     search.add_argument("--budget-steps", type=int, default=500, help="training steps per trial (default 500)")
     search.add_argument("--budget-seconds", type=float, help="also stop each trial's training after this many seconds")

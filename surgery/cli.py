@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 
 from indexnas.surgery import cli_rewrite
-from indexnas.surgery.loading import DESCRIPTOR_HELP
+from indexnas.surgery.loading import DESCRIPTOR_HELP, add_model_arg_option
 from indexnas.surgery.pairs import PairReport, Size
 
 
@@ -27,15 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pairs.add_argument("model", metavar="MODEL", help=DESCRIPTOR_HELP)
     pairs.add_argument("--size", type=int, default=None, help="example input side in pixels (default: the model's)")
     pairs.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_model_arg_option(pairs)
     pairs.set_defaults(handler=run_pairs)
     cli_rewrite.register(subparsers)
 
 
 def run_pairs(args: argparse.Namespace) -> int:
     from indexnas.surgery import analyze
-    from indexnas.surgery.loading import load_model
+    from indexnas.surgery.loading import load_model, parse_model_args
 
-    model, example = load_model(args.model, size=args.size)
+    model, example = load_model(args.model, args.size, parse_model_args(args.model_arg))
     _, report = analyze(model, example)
     if args.json:
         payload = {"model": args.model, "input": list(example.shape), **dataclasses.asdict(report)}

@@ -11,7 +11,7 @@ import sys
 import textwrap
 
 from indexnas.errors import UserError
-from indexnas.surgery.loading import DESCRIPTOR_HELP
+from indexnas.surgery.loading import DESCRIPTOR_HELP, add_model_arg_option
 
 MODES = ("pool", "stride", "decoder")  # surgery.compat.MODES (not imported: keeps `indexnas --help` light)
 CHANNEL_FITS = ("strict", "group")  # surgery.compat.CHANNEL_FITS
@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     insert.add_argument("--no-flops", action="store_true", help="skip FLOP counting (faster on big models)")
     insert.add_argument("--allowed", action="store_true", help="only list the choices each pair may take in --mode")
     insert.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_model_arg_option(insert)
     insert.set_defaults(handler=run_insert)
 
     table = subparsers.add_parser(
@@ -72,10 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.set_defaults(handler=run_table)
 
 
-def _load(descriptor: str, size: int | None):
-    from indexnas.surgery.loading import load_model
+def _load(descriptor: str, size: int | None, model_args: list[str]):
+    from indexnas.surgery.loading import load_model, parse_model_args
 
-    return load_model(descriptor, size=size)
+    return load_model(descriptor, size, parse_model_args(model_args))
 
 
 def parse_choices(items: list[str]) -> str | dict[str, str]:
@@ -111,7 +112,7 @@ def run_insert(args: argparse.Namespace) -> int:
 
     choice = None if args.recipe or args.allowed else parse_choices(args.choice)  # bad choices fail before loading
     saved = recipe.load(args.recipe) if args.recipe else None
-    model, example = _load(args.model, args.size)
+    model, example = _load(args.model, args.size, args.model_arg)
     if args.allowed:
         table = compat.allowed_table(model, example, args.mode, args.channel_fit)
         print(allowed_text(table) if not args.json else table.to_json(orient="records", indent=2))

@@ -11,6 +11,7 @@ kind); smp's ``encoder_weights=PATH`` loads a local file into the encoder; ``tim
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib.util
 import inspect
@@ -59,6 +60,15 @@ def is_model_file(descriptor: str) -> bool:
     """``path/to/file.py:factory``: a user's model file (not a zoo name, timm: or smp:)."""
     path, sep, _ = descriptor.rpartition(":")
     return bool(sep) and path.endswith(".py")
+
+
+def add_model_arg_option(parser: argparse.ArgumentParser) -> None:
+    """``--model-arg KEY=VALUE`` (repeatable) on a command that takes a MODEL descriptor."""
+    parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="an argument for the model's builder, typed like a Python literal (repeatable): e.g. "
+                        "classes=6 (smp), num_classes=6 or width=0.5 (zoo), in_channels=1, "
+                        "backbone_weights=resnet18.pth (timm:), encoder_weights=encoder.pth (smp), "
+                        "pretrained=model.pth (any: a whole state_dict)")
 
 
 def parse_model_args(pairs: Iterable[str]) -> dict[str, Any]:

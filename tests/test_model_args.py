@@ -104,3 +104,11 @@ def test_decoder_mode_keeps_a_pretrained_encoder_as_it_is(tmp_path):
     encoder = {k: v for k, v in rewritten.state_dict().items() if k.startswith("encoder.")}
     pretrained = backbone.state_dict()
     assert encoder and all(torch.equal(v, pretrained[k[len("encoder."):]]) for k, v in encoder.items())
+
+
+def test_pairs_and_insert_take_model_arguments_too(capsys):
+    assert main(["pairs", "unet", "--size", "64", "--model-arg", "width=0.25", "--json"]) == 0
+    assert '"input": [\n    1,\n    3,' in capsys.readouterr().out
+    assert main(["insert", "unet", "--size", "64", "--choice", "holistic", "--no-flops",
+                 "--model-arg", "width=0.25", "--model-arg", "in_chans=1"]) == 0
+    assert "input: (1, 1, 64, 64)" in capsys.readouterr().out
