@@ -24,8 +24,8 @@ from indexnas.atomic import atomic_save
 from indexnas.cli import main
 from indexnas.reports import write_report
 from indexnas.search.settings import SearchSettings
-from indexnas.search.storage import HEARTBEAT_ATTR, LOST_WORKER, mask_url, open_storage, study_lock
-from indexnas.search.study import next_step, run_search
+from indexnas.search.storage import HEARTBEAT_ATTR, LOST_WORKER, mask_text, mask_url, open_storage, study_lock
+from indexnas.search.study import counts, next_step, run_search
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -168,13 +168,17 @@ def test_masked_urls_hide_every_form_of_password():
         "postgresql://bob:s3cret@db:5432/studies": "postgresql://bob:***@db:5432/studies",
         "postgresql+psycopg2://bob:p@ss:w/rd@db/x": "postgresql+psycopg2://bob:***@db/x",
         "mysql://:s3cret@db/x": "mysql://:***@db/x",
-        "postgresql://db/x?user=bob&password=s3cret": "postgresql://db/x?user=bob&password=***",
+        "postgresql://db/x?user=bob&password=s3cret": "postgresql://db/x?password=***&user=bob",
+        "postgresql://bob:my s3cret@db/x": "postgresql://bob:***@db/x",  # SQLAlchemy takes any character
+        "postgresql://bob:p%40ss@db/x": "postgresql://bob:***@db/x",
         "cannot open 'postgresql://bob:s3cret@db/x': refused": "cannot open 'postgresql://bob:***@db/x': refused",
         "postgresql://bob@db/x": "postgresql://bob@db/x",
         "journal:///runs/studies.log": "journal:///runs/studies.log",
     }
     for url, masked in cases.items():
         assert mask_url(url) == masked
+    error = "FATAL: password 'my s3cret' rejected for postgresql://bob:my s3cret@db/x"
+    assert "s3cret" not in mask_text(error, "postgresql://bob:my s3cret@db/x")
 
 
 def test_a_postgresql_password_never_reaches_output_storage_or_report(postgres_url, tmp_path, capsys):
@@ -208,3 +212,38 @@ def test_running_the_same_search_command_again_resumes_the_study(tmp_path, capsy
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
     assert trials[0].datetime_start == first[0].datetime_start and trials[0].values == first[0].values
     assert (tmp_path / "run" / "host.pt").read_bytes() == host  # the warm-started host is reused, not retrained
+
+
+@pytest.mark.parametrize("backend, kind", [("journal", "file"), ("sqlite", "file"), ("postgresql", "postgresql-advisory")])
+def test_a_study_takes_the_lock_its_storage_offers(backend, kind, tmp_path, request):
+    url = {"journal": str(tmp_path / "s.log"), "sqlite": f"sqlite:///{tmp_path / 's.db'}"}.get(backend) \
+        or request.getfixturevalue("postgres_url")
+    name = f"locked-{backend}-{os.getpid()}"
+    study = optuna.create_study(storage=open_storage(url), study_name=name)  # Optuna wraps RDB storages in a cache
+    assert study_lock(study._storage, name).kind == kind
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_two_workers_racing_for_the_last_slot_never_exceed_the_count(postgres_url):
+    storages = [open_storage(postgres_url), open_storage(postgres_url)]  # one connection pool per worker
+    for repetition in range(20):
+        name = f"race-{os.getpid()}-{repetition}"
+        study = optuna.create_study(storage=storages[0], study_name=name)
+        study.tell(study.ask(), 1.0)  # 1 of 2 completed: one slot left
+        barrier = threading.Barrier(2)
+
+        def claim(storage) -> None:  # what `work` does to start a trial, with a slow moment inside
+            mine = optuna.load_study(study_name=name, storage=storage)
+            barrier.wait()
+            with study_lock(mine._storage, name):
+                if next_step(counts(mine), 2) == "start":
+                    time.sleep(0.05)  # without the lock, the other worker sees the slot free meanwhile
+                    mine.ask()
+
+        workers = [threading.Thread(target=claim, args=(s,)) for s in storages]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        state = counts(study)
+        assert state[TrialState.COMPLETE] + state[TrialState.RUNNING] == 2, f"repetition {repetition}: {state}"
