@@ -106,12 +106,14 @@ def progress_messages() -> Iterator[None]:
 def _run(settings: SearchSettings, report: bool) -> int:
     from optuna.trial import TrialState
 
+    from indexnas.search.storage import storage_faults
     from indexnas.search.study import run_search
     from indexnas.search.summary import print_summary
+    from indexnas.search.workers import interruptible
 
     logging.getLogger("optuna").setLevel(logging.ERROR)  # failed trials are logged once, by us, without a traceback
     start = time.perf_counter()
-    with progress_messages():
+    with progress_messages(), interruptible(), storage_faults(settings.storage):
         study = run_search(settings)
     report_path = None
     if report:

@@ -9,6 +9,7 @@ dies, so a ``kill -9`` never leaves a lock behind. Passwords in URLs are never p
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import importlib.util
@@ -18,7 +19,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -306,6 +307,42 @@ class _RecordsLostWorkers:
             except UpdateFinishedTrialError:  # finished meanwhile: another worker failed it, or it completed
                 pass
         return trial_ids
+
+
+@contextlib.contextmanager
+def storage_faults(url: str) -> Iterator[None]:
+    """Turn a storage that fails mid-search (a full disk, a database server gone) into one UserError.
+
+    Optuna, failing to record a trial's end, raises ``AssertionError: Should not reach`` over the real
+    error, so the chain of causes is searched for it.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as error:
+        fault = _storage_fault(error, url)
+        if fault is None:
+            raise
+        raise fault from None
+
+
+def _storage_fault(error: BaseException | None, url: str) -> UserError | None:
+    import sqlalchemy.exc
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, UserError):
+            return error
+        if isinstance(error, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            text = str(error.orig if error.orig is not None else error).strip()
+            first = mask_text((text.splitlines() or [type(error).__name__])[0], url)
+            return UserError(f"lost the study storage {mask_url(url)}: {first}",
+                             "once the database server is reachable again, run the same command to resume: the "
+                             "interrupted trial is failed after the grace period and run again")
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
-import multiprocessing
 import os
 import socket
 import sys
@@ -34,6 +33,7 @@ from indexnas.search import space as search_space
 from indexnas.search.settings import SearchSettings
 from indexnas.search.summary import describe_choices
 from indexnas.search.storage import StudyLock, locate_storage, mask_url, open_storage, study_lock
+from indexnas.search.workers import pop_in_place, requeue_when_interrupted, run_workers, worker_process
 
 log = logging.getLogger("indexnas.search")
 ATTR = "indexnas"  # the study-level user attribute holding settings, pairs and host figures
@@ -77,16 +77,7 @@ def run_search(settings: SearchSettings) -> optuna.Study:
     if settings.workers == 1:
         work(study, context)
     else:
-        spawn = multiprocessing.get_context("spawn")
-        workers = [spawn.Process(target=_worker_main, args=(settings.to_dict(), index), daemon=False)
-                   for index in range(settings.workers)]
-        for process in workers:
-            process.start()
-        for process in workers:
-            process.join()
-        for index, process in enumerate(workers):
-            if process.exitcode:
-                log.error("worker %d exited with status %s; the others went on", index, process.exitcode)
+        run_workers(_worker_main, settings.to_dict(), settings.workers)
     keep_pareto_checkpoints(study, settings.out_dir)
     return study
 
@@ -98,10 +89,11 @@ def _worker_main(settings: dict[str, Any], index: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(settings["workers"])))
     worker_settings = SearchSettings(**{**settings, "progress": False})
     try:
-        context = prepare(worker_settings)
-        study = optuna.load_study(study_name=worker_settings.study, storage=settings_storage(worker_settings),
-                                  sampler=make_sampler(worker_settings))
-        work(study, context)
+        with worker_process(worker_settings.storage):
+            context = prepare(worker_settings)
+            study = optuna.load_study(study_name=worker_settings.study, storage=settings_storage(worker_settings),
+                                      sampler=make_sampler(worker_settings))
+            work(study, context)
     except UserError as error:  # one message, as the command line prints it, not a worker's traceback
         log.error("worker %d: %s", index, error)
         sys.exit(2)
@@ -292,7 +284,8 @@ def work(study: optuna.Study, context: SearchContext, lock: StudyLock | None = N
     lock = lock or study_lock(study._storage, study.study_name)
     with lock:  # every process working on the study samples from its own seed, or they would repeat each other
         study.sampler = make_sampler(context.settings, seed_offset=_join(study))
-    started = _StartedTrial(Objective(context), lock)
+    pop_in_place(study)  # a retry runs in the place of the trial it repeats
+    started = _StartedTrial(requeue_when_interrupted(Objective(context)), lock)
     waiting = False
     while True:
         lock.acquire()
