@@ -4,6 +4,9 @@ The search keeps the weights of Pareto-optimal trials (``{"state_dict", "recipe"
 ``user_attrs["checkpoint"]``); the host is rebuilt from the study's stored search settings exactly as the
 search built it (`search.host`), the recipe replayed onto it (`surgery.recipe.replay`), the weights loaded,
 and the maps drawn on the first validation image of the task's data.
+
+A host given as ``path/to/file.py:factory`` is rebuilt by executing that file, so the report does it
+only when asked (``allow_code``, ``indexnas report --allow-code``): a results.json can name any file.
 """
 
 from __future__ import annotations
@@ -32,14 +35,29 @@ def best_checkpoint(frame: pd.DataFrame) -> pd.Series | None:
     return kept.sort_values(metric, ascending=frame.attrs["metric_direction"] != "maximize").iloc[0]
 
 
-def trained_index_maps(results: Results, frame: pd.DataFrame) -> tuple[Figure | None, str]:
-    """(figure, what it shows) for the best kept trial, or (None, why there is none)."""
+def model_file(model: object) -> str | None:
+    """The Python file a model descriptor executes when built (``path/to/file.py:factory``), else None."""
+    if not isinstance(model, str) or model.startswith("smp:"):
+        return None
+    path, sep, _ = model.rpartition(":")
+    return path if sep and path.endswith(".py") else None
+
+
+def trained_index_maps(results: Results, frame: pd.DataFrame, allow_code: bool = False) -> tuple[Figure | None, str]:
+    """(figure, what it shows) for the best kept trial, or (None, why there is none).
+
+    ``allow_code``: rebuild a host that comes from a model file by executing it (see the module docstring).
+    """
     trial = best_checkpoint(frame)
     if trial is None:
         return None, "no Pareto-optimal trial has its weights (checkpoint) on this machine"
     stored = results.settings.get("settings")
     if not isinstance(stored, dict):
         return None, "the study does not record the search settings its model is rebuilt from"
+    source = model_file(stored.get("model"))
+    if source is not None and not allow_code:
+        return None, (f"the model is rebuilt by running the file {source}, which a report does only with "
+                      "--allow-code (pass it if you trust that file)")
     from indexnas.search.host import build_datasets, load_host
     from indexnas.search.settings import SearchSettings
     from indexnas.search.tasks import get_task

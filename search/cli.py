@@ -119,7 +119,8 @@ def _run(settings: SearchSettings, report: bool) -> int:
     if report:
         from indexnas.reports import write_report
 
-        report_path = write_report(study, settings.out_dir / "report", force=True)  # the study's own report, refreshed
+        # the study's own report, refreshed; its model file has just run in this command
+        report_path = write_report(study, settings.out_dir / "report", force=True, allow_code=True)
     print_summary(study, settings, time.perf_counter() - start, report_path)
     completed = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
     if completed < settings.trials:

@@ -22,6 +22,7 @@ from indexnas.search.study import open_study, prepare, work
 from indexnas.search.workers import INTERRUPTED, Interrupted, interruptible, pop_in_place, requeue_when_interrupted
 
 REPO = Path(__file__).resolve().parents[1]
+CLI = "import sys; from indexnas.cli import main; sys.exit(main(sys.argv[1:]))"
 X = optuna.distributions.CategoricalDistribution(["host", "a", "b", "c"])
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 
@@ -96,7 +97,7 @@ def test_sigterm_during_a_trial_fails_it_at_once_and_the_resume_runs_it_first(tm
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_the_parent_of_workers_stops_them_all_without_a_traceback(signum, tmp_path):
     storage = tmp_path / "studies.log"
-    command = [sys.executable, "-m", "indexnas", "search", "--task", "denoise", "--model",
+    command = [sys.executable, "-c", CLI, "search", "--task", "denoise", "--model",
                tiny_settings(tmp_path)["model"], "--trials", "4", "--budget-steps", "100000", "--budget-seconds",
                "60", "--batch-size", "4", "--no-warm-start", "--quiet", "--workers", "2", "--storage", str(storage),
                "--study", "sig", "--out", str(tmp_path / "run")]
