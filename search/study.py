@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
+import math
 import os
 import socket
 import sys
@@ -30,6 +31,7 @@ from indexnas.atomic import atomic_save
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import space as search_space
+from indexnas.search.preflight import check_settings, check_training
 from indexnas.search.settings import SearchSettings
 from indexnas.search.summary import describe_choices
 from indexnas.search.storage import StudyLock, locate_storage, mask_url, open_storage, study_lock
@@ -67,6 +69,7 @@ def run_search(settings: SearchSettings) -> optuna.Study:
     Everything a user can get wrong (storage URL, resuming with other settings, model, data) is
     checked before anything is written, so a failed command leaves existing studies and runs as they were.
     """
+    check_settings(settings)
     location = locate_storage(settings.storage)
     storage = None
     if location.journal is None or location.journal.exists():  # an existing study must agree before any work
@@ -124,6 +127,7 @@ def prepare(settings: SearchSettings) -> SearchContext:
     task = get_task(settings.task)
     train_set, val_set = build_datasets(settings)
     host, example = load_host(settings, train_set)
+    check_training(settings, task, host, example, train_set, val_set)
     pairs, allowed = describe_pairs(host, example, settings.mode)
     if not pairs:
         raise UserError(f"{settings.model} has no down/up pairs that mode {settings.mode!r} can rewrite",
@@ -372,6 +376,9 @@ class Objective:
         except Exception as error:  # out of memory, or the model raised (a UserError: e.g. a wrong output shape)
             self._fail(trial, "oom" if is_out_of_memory(error) else "model_error", describe(error))
         metric = result.metrics[ctx.task.primary_metric]
+        if not math.isfinite(metric):  # e.g. no valid pixel to score: Optuna would fail it without a reason
+            self._fail(trial, "no_metric", f"the validation {ctx.task.primary_metric} is {metric}: the validation "
+                       "data gave nothing to score (e.g. depth maps without a valid pixel) or the output was not finite")
         trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("train_seconds", result.train_seconds)
         trial.set_user_attr("steps", result.steps)

@@ -45,19 +45,23 @@ class Faulty(nn.Module):
         out = self.inner(x)
         if self.fault == "nan":
             return out * float("nan")
+        if self.fault == "nan_eval":  # trains, then scores nothing (as depth maps without a valid pixel do)
+            return out if self.training else out * float("nan")
         return out[..., :-1]  # "shape": one column short of the target
 
 
 # The paper grid runs first: host, holistic, holistic-nl, holistic-nl-c, o2o-modelwise, o2o-modelwise-nl, ...
-FAULTS = {"holistic": "nan", "holistic-nl": "oom", "holistic-nl-c": "raises", "o2o-modelwise": "shape"}
+FAULTS = {"holistic": "nan", "holistic-nl": "oom", "holistic-nl-c": "raises", "o2o-modelwise": "shape",
+          "o2o-modelwise-nl": "nan_eval"}
 EXPECTED = {"holistic": ("diverged", "loss nan"), "holistic-nl": ("oom", "CUDA out of memory"),
             "holistic-nl-c": ("model_error", "ValueError: the user's layer exploded"),
-            "o2o-modelwise": ("model_error", "the denoise model returned shape (4, 1, 40, 39)")}
+            "o2o-modelwise": ("model_error", "the denoise model returned shape (4, 1, 40, 39)"),
+            "o2o-modelwise-nl": ("no_metric", "the validation psnr is nan")}
 
 
 @pytest.fixture(scope="module")
 def faulty_study(tmp_path_factory):
-    """Two completed trials wanted; the four paper configurations between them fail, each its own way."""
+    """Two completed trials wanted; the five paper configurations between them fail, each its own way."""
     tmp_path = tmp_path_factory.mktemp("faults")
     torch.set_num_threads(1)
     rewrite = indexnas.search.host.rewrite
@@ -82,13 +86,14 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_study_goes_on(faul
         assert trial.user_attrs["failure"]["kind"] == kind
         assert message in trial.user_attrs["failure"]["message"]
     complete = [t.user_attrs["uniform"] for t in study.trials if t.state == TrialState.COMPLETE]
-    assert complete == ["host", "o2o-modelwise-nl"]  # exactly the 2 requested, after the 4 failures
+    assert complete == ["host", "o2o-modelwise-nl-c"]  # exactly the 2 requested, after the 5 failures
+    assert all("failure" in t.user_attrs for t in study.trials if t.state == TrialState.FAIL)  # never without a reason
 
 
 def test_the_report_lists_failed_trials_apart_with_their_reasons(faulty_study):
     tmp_path, study = faulty_study
     page = write_report(study, tmp_path / "report").read_text()
-    failed_section = page[page.index("Failed and pruned trials (4)"):]
+    failed_section = page[page.index("Failed and pruned trials (5)"):]
     for kind, message in EXPECTED.values():
         assert kind in failed_section and message.split(" (")[0] in failed_section
 
