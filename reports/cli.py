@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--force", action="store_true", help="replace the report files already in --out")
     report.add_argument("--mixed", type=int, default=5, metavar="N",
                         help="how many mixed (per-pair) Pareto trials close the paper-layout table (default 5)")
+    report.add_argument("--allow-code", action="store_true",
+                        help="rebuild a model given as file.py:factory to draw its index maps: this EXECUTES that "
+                        "file, so pass it only for files you trust (without it, that figure is left out with a note)")
     report.set_defaults(handler=run_report)
 
 
@@ -43,6 +46,6 @@ def run_report(args: argparse.Namespace) -> int:
         if not args.study or not args.storage:
             raise UserError("no study to report on", "pass STUDY --storage URL, or --results FILE")
         results = load_study(args.storage, args.study)
-    path = write_report(results, args.out, force=args.force, mixed=args.mixed)
+    path = write_report(results, args.out, force=args.force, mixed=args.mixed, allow_code=args.allow_code)
     print(f"report written: {path}")
     return 0

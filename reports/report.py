@@ -76,12 +76,13 @@ def _refuse_existing(out: Path, names: list[Path]) -> None:
 
 
 def write_report(source: optuna.Study | Results, out_dir: str | Path, *, force: bool = False,
-                 index_maps: Figure | None = None, mixed: int = 5) -> Path:
+                 index_maps: Figure | None = None, mixed: int = 5, allow_code: bool = False) -> Path:
     """Write the report folder for a study (or `Results`) and return the path of report.html.
 
     ``index_maps``: a figure from `reports.plot_index_maps`; by default the best Pareto-optimal trial whose
     checkpoint is on this machine is rebuilt and drawn (`reports.trained`), else a note says why not;
-    ``mixed``: how many mixed Pareto trials close the paper-layout table.
+    ``mixed``: how many mixed Pareto trials close the paper-layout table; ``allow_code``: rebuilding that
+    trial may execute the model file the study names (`reports.trained`).
     """
     results = source if isinstance(source, Results) else results_from_study(source)
     out = Path(out_dir)
@@ -98,7 +99,7 @@ def write_report(source: optuna.Study | Results, out_dir: str | Path, *, force: 
     elif index_maps is None and not indexnet_on_front(frame):
         maps_note = "no IndexNet trial is on the Pareto front (only the untouched host is): no maps to draw"
     elif index_maps is None:
-        index_maps, maps_note = trained_index_maps(results, frame)
+        index_maps, maps_note = trained_index_maps(results, frame, allow_code=allow_code)
     notes: list[str] = []
     figures = _figures(frame, index_maps, maps_note, notes)
     files: dict[Path, bytes] = {out / "trials.csv": frame.to_csv(index=False).encode()}

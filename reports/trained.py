@@ -4,6 +4,9 @@ The search keeps the weights of Pareto-optimal trials as self-describing checkpo
 ``user_attrs["checkpoint"]``; the model is rebuilt from one as `indexnas.load` does (`search.export.rebuild`:
 the host from its source and arguments, the recipe replayed, the weights loaded), and the maps are drawn
 on the first validation image of the task's data (from the study's stored search settings).
+
+A host given as ``path/to/file.py:factory`` is rebuilt by executing that file, so the report does it
+only when asked (``allow_code``, ``indexnas report --allow-code``): a results.json can name any file.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ def best_checkpoint(frame: pd.DataFrame) -> pd.Series | None:
     return kept.sort_values(metric, ascending=frame.attrs["metric_direction"] != "maximize").iloc[0]
 
 
-def trained_index_maps(results: Results, frame: pd.DataFrame) -> tuple[Figure | None, str]:
-    """(figure, what it shows) for the best kept trial, or (None, why there is none)."""
+def trained_index_maps(results: Results, frame: pd.DataFrame, allow_code: bool = False) -> tuple[Figure | None, str]:
+    """(figure, what it shows) for the best kept trial, or (None, why there is none).
+
+    ``allow_code``: rebuild a host that comes from a model file by executing it (see the module docstring).
+    """
     trial = best_checkpoint(frame)
     if trial is None:
         return None, "no Pareto-optimal trial has its weights (checkpoint) on this machine"
@@ -47,7 +53,7 @@ def trained_index_maps(results: Results, frame: pd.DataFrame) -> tuple[Figure | 
 
     try:
         settings = SearchSettings(**stored)
-        model = rebuild(trial["checkpoint"])[0]  # weights_only: a pickle with code in it is refused
+        model = rebuild(trial["checkpoint"], allow_code=allow_code)[0]  # weights_only: a pickle with code is refused
         _, val_set = build_datasets(settings)
     except (UserError, TypeError, KeyError, OSError, RuntimeError) as error:
         # settings from another version, data or weights not on this machine, weights of another model

@@ -151,18 +151,21 @@ def progress_messages() -> Iterator[None]:
 def _run(settings: SearchSettings, report: bool) -> int:
     from optuna.trial import TrialState
 
+    from indexnas.search.storage import storage_faults
     from indexnas.search.study import run_search
     from indexnas.search.summary import print_summary
+    from indexnas.search.workers import interruptible
 
     logging.getLogger("optuna").setLevel(logging.ERROR)  # failed trials are logged once, by us, without a traceback
     start = time.perf_counter()
-    with progress_messages():
+    with progress_messages(), interruptible(), storage_faults(settings.storage):
         study = run_search(settings)
     report_path = None
     if report:
         from indexnas.reports import write_report
 
-        report_path = write_report(study, settings.out_dir / "report", force=True)  # the study's own report, refreshed
+        # the study's own report, refreshed; its model file has just run in this command
+        report_path = write_report(study, settings.out_dir / "report", force=True, allow_code=True)
     print_summary(study, settings, time.perf_counter() - start, report_path)
     completed = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
     if completed < settings.trials:

@@ -20,10 +20,15 @@ from torch import nn
 from indexnas.errors import UserError
 
 
-def rebuild(path: str | os.PathLike, model: nn.Module | None = None) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
-    """(model in eval mode, example input, checkpoint) of a self-describing trial checkpoint (`indexnas.load`)."""
+def rebuild(path: str | os.PathLike, model: nn.Module | None = None,
+            allow_code: bool = True) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
+    """(model in eval mode, example input, checkpoint) of a self-describing trial checkpoint (`indexnas.load`).
+
+    A checkpoint whose model comes from ``path/to/file.py:factory`` is rebuilt by executing that file;
+    ``allow_code=False`` refuses that instead (a report must not run a file a results.json points to).
+    """
     from indexnas.search.study import CHECKPOINT_FORMAT
-    from indexnas.surgery.loading import WEIGHT_ARGS, load_model
+    from indexnas.surgery.loading import WEIGHT_ARGS, is_model_file, load_model
     from indexnas.surgery.recipe import replay
     from indexnas.zoo.checkpoint import load_state, read_checkpoint
 
@@ -36,6 +41,9 @@ def rebuild(path: str | os.PathLike, model: nn.Module | None = None) -> tuple[nn
         if not source:
             raise UserError(f"{path} holds a trial of your own model ({saved.get('model')}); it cannot be rebuilt "
                             "from a name", "pass a fresh instance: indexnas.load(path, model=MyModel(...))")
+        if not allow_code and is_model_file(str(source["model"])):
+            raise UserError(f"its model is rebuilt by running the file {source['model'].rpartition(':')[0]}, which a "
+                            "report does only with --allow-code", "pass --allow-code if you trust that file")
         args = {k: v for k, v in (source.get("model_args") or {}).items() if k not in WEIGHT_ARGS}
         model, example = load_model(source["model"], source.get("size"), args)  # weights come from the checkpoint
     else:

@@ -99,8 +99,11 @@ class TaskProblem(Problem):
         return evaluate(model, self.task_spec, self.val_set, self.config(Budget(1)), device=device)
 
     def check(self) -> None:
-        """Two training samples through the host: wrong input or output channels fail here, before any training."""
+        """Two training samples through the host: wrong input or output channels fail here, before any training;
+        then a training step too large for memory and data the metrics cannot use (search/preflight.py)."""
         from torch.utils.data import default_collate
+
+        from indexnas.search.preflight import check_training
 
         s, task = self.settings, self.task_spec
         batch = default_collate([self.train_set[i] for i in range(min(2, len(self.train_set)))])
@@ -124,6 +127,7 @@ class TaskProblem(Problem):
             raise UserError(f"{s.model} outputs {what} but the {s.task} data needs {expected} "
                             f"({'one per class' if s.task == 'segment' else 'one output channel'})",
                             f"pass --model-arg {_argument(s.model, 'out')}={expected}")
+        check_training(s, task, self.host, self.example, self.train_set, self.val_set)
 
     def host_failure_fix(self) -> str:
         s = self.settings

@@ -70,6 +70,10 @@ def check_directions(directions: Mapping[str, str]) -> dict[str, str]:
     return dict(directions)
 
 
+class MetricNotFinite(ValueError):
+    """A searched metric came out NaN or infinite: nothing to score, or the model's output was not finite."""
+
+
 def check_metrics(metrics: object, directions: Mapping[str, str]) -> dict[str, float]:
     """The evaluation's metrics as floats; a missing or non-finite searched metric is an error of the trial."""
     if not isinstance(metrics, Mapping):
@@ -80,7 +84,7 @@ def check_metrics(metrics: object, directions: Mapping[str, str]) -> dict[str, f
     values = {str(name): float(value) for name, value in metrics.items()}
     bad = [name for name in directions if not math.isfinite(values[name])]
     if bad:
-        raise ValueError(f"evaluate() returned non-finite {', '.join(f'{n}={values[n]}' for n in bad)}")
+        raise MetricNotFinite(f"evaluate() returned non-finite {', '.join(f'{n}={values[n]}' for n in bad)}")
     return values
 
 

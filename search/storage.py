@@ -9,15 +9,17 @@ dies, so a ``kill -9`` never leaves a lock behind. Passwords in URLs are never p
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +27,14 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat  # the hook Optuna's optimize loop looks for
-from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import BaseJournalFileLock  # the lock interface JournalFileBackend takes
 from optuna.trial import FrozenTrial, TrialState
 
 from indexnas.errors import UserError
+from indexnas.search.journal import SafeJournalBackend
 from indexnas.search.settings import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S
 
+log = logging.getLogger("indexnas.search")
 HEARTBEAT_ATTR = "indexnas:heartbeat"
 MAX_RETRY = 3
 LOST_WORKER = "worker_lost"  # failure kind of a trial whose worker stopped sending heartbeats
@@ -42,11 +45,48 @@ URL_HELP = ("use a journal file (journal:///abs/path/study.log or a path ending 
             "or an RDB URL (postgresql://user:pass@host:5432/db, sqlite:///file.db)")
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^\s@]*(?:@[^\s@]*)*@", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)[^&\s]*", re.IGNORECASE)
+_SECRET_KEYS = ("password", "passwd", "pwd")
+
+
+def _parsed(url: str):
+    """The RDB URL parsed by SQLAlchemy (which accepts any character in a password, even a space), else None."""
+    from sqlalchemy.engine import make_url
+
+    if url.split("://", 1)[0].split("+", 1)[0].lower() not in RDB_SCHEMES:
+        return None
+    try:
+        return make_url(url)
+    except Exception:  # malformed: masked by pattern instead
+        return None
+
+
+def _secrets(url: str) -> list[str]:
+    """The URL's password and password-like query values, raw and percent-encoded."""
+    from urllib.parse import quote, quote_plus
+
+    parsed = _parsed(url)
+    if parsed is None:
+        return []
+    values = [parsed.password] if parsed.password else []
+    for key, value in parsed.query.items():
+        if key.lower() in _SECRET_KEYS:
+            values.extend([value] if isinstance(value, str) else value)
+    return sorted({form for v in values for form in (v, quote(v, safe=""), quote_plus(v)) if form}, key=len, reverse=True)
 
 
 def mask_url(url: str) -> str:
-    """The URL (or a message holding URLs) with any password replaced by ***, for logs, errors and reports."""
-    return _QUERY_PASSWORD.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>:***@", url))
+    """The storage URL with its password replaced by ***, rendered from SQLAlchemy's parse of it."""
+    parsed = _parsed(url)
+    if parsed is None:
+        return mask_text(url)
+    return mask_text(parsed.render_as_string(hide_password=True), url)  # the query's password= too
+
+
+def mask_text(text: str, url: str | None = None) -> str:
+    """A message with ``url``'s password (wherever it appears) and any URL-shaped password replaced by ***."""
+    for secret in _secrets(url) if url else []:
+        text = text.replace(secret, "***")
+    return _QUERY_PASSWORD.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>:***@", text))
 
 
 @dataclass(frozen=True)
@@ -71,6 +111,9 @@ def locate_storage(url: str) -> StorageLocation:
             raise UserError(f"storage URL {mask_url(url)!r} names no file", "use e.g. journal:///path/to/study.log")
         if path.is_dir():
             raise UserError(f"storage path {path} is a directory", "name a file inside it, e.g. study.log")
+        if path.exists() and not path.is_file():
+            raise UserError(f"storage path {path} is not a regular file (a device, pipe or socket)",
+                            "name a journal file, e.g. runs/studies.log")
         return StorageLocation(url, journal=path, local_file=path)
     if scheme.split("+", 1)[0] not in RDB_SCHEMES:
         raise UserError(f"storage URL {mask_url(url)!r} has an unknown scheme {scheme!r}", URL_HELP)
@@ -84,7 +127,7 @@ def _locate_rdb(url: str) -> StorageLocation:
     try:
         parsed = make_url(re.sub(r"^postgres(?=[+:])", "postgresql", url, flags=re.IGNORECASE))
     except (ArgumentError, ValueError) as error:
-        raise UserError(f"storage URL {mask_url(url)!r} is malformed: {mask_url(str(error))}",
+        raise UserError(f"storage URL {mask_url(url)!r} is malformed: {mask_text(str(error), url)}",
                         "write it as scheme://user:password@host:port/database, e.g. "
                         "postgresql://optuna:secret@db.example.org:5432/studies") from None
     if parsed.get_backend_name() == "sqlite":
@@ -105,6 +148,8 @@ def _locate_rdb(url: str) -> StorageLocation:
 
 class FileLock(BaseJournalFileLock):
     """An exclusive ``flock`` on a lock file: the kernel drops it when the holder dies, even by kill -9."""
+
+    kind = "file"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -135,6 +180,8 @@ class FileLock(BaseJournalFileLock):
 
 class _AdvisoryLock:
     """A PostgreSQL session advisory lock: the server drops it when the holder's connection ends."""
+
+    kind = "postgresql-advisory"
 
     def __init__(self, engine, name: str) -> None:
         self._engine = engine
@@ -170,6 +217,8 @@ class _AdvisoryLock:
 class _NoLock:
     """For RDB servers without an advisory lock here (MySQL): two workers may both start the last trial."""
 
+    kind = "none"
+
     def acquire(self) -> bool:
         return True
 
@@ -187,6 +236,11 @@ class StudyLock:
     def __init__(self, lock: FileLock | _AdvisoryLock | _NoLock) -> None:
         self._lock = lock
         self.held = False
+
+    @property
+    def kind(self) -> str:
+        """Which lock this is: "file" (flock), "postgresql-advisory", or "none"."""
+        return self._lock.kind
 
     def acquire(self) -> None:
         self._lock.acquire()
@@ -206,7 +260,12 @@ class StudyLock:
 
 
 def study_lock(storage: BaseStorage, study_name: str) -> StudyLock:
-    """The cross-process lock of one study in ``storage`` (see StudyLock)."""
+    """The cross-process lock of one study in ``storage`` (see StudyLock); ``storage`` may be a study's
+    ``_storage``, which Optuna wraps in a caching layer for RDB storages."""
+    from optuna.storages._cached_storage import _CachedStorage
+
+    if isinstance(storage, _CachedStorage):  # what optuna.load_study/create_study make of an RDBStorage
+        storage = storage._backend
     if isinstance(storage, HeartbeatJournalStorage):
         return StudyLock(FileLock(storage.path.with_name(storage.path.name + ".study-lock")))
     if isinstance(storage, RDBStorage):
@@ -220,9 +279,22 @@ def study_lock(storage: BaseStorage, study_name: str) -> StudyLock:
 
 
 class _RecordsLostWorkers:
-    """Stale trials get ``failure`` = worker_lost before Optuna fails them; their retries start clean."""
+    """Stale trials get ``failure`` = worker_lost before Optuna fails them; their retries start clean.
+
+    A heartbeat that cannot be written (a full disk, a database outage) is skipped quietly: it runs in
+    Optuna's background thread, and the trial's own next write meets the same fault and reports it once.
+    """
 
     _grace_period: float
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self._beat(trial_id)
+        except Exception as error:  # noqa: BLE001 - see the class docstring
+            log.debug("heartbeat of trial id %d not recorded: %s", trial_id, error)
+
+    def _beat(self, trial_id: int) -> None:
+        raise NotImplementedError
 
     def _record_lost(self, trial_ids: list[int]) -> list[int]:
         for trial_id in trial_ids:
@@ -235,6 +307,42 @@ class _RecordsLostWorkers:
             except UpdateFinishedTrialError:  # finished meanwhile: another worker failed it, or it completed
                 pass
         return trial_ids
+
+
+@contextlib.contextmanager
+def storage_faults(url: str) -> Iterator[None]:
+    """Turn a storage that fails mid-search (a full disk, a database server gone) into one UserError.
+
+    Optuna, failing to record a trial's end, raises ``AssertionError: Should not reach`` over the real
+    error, so the chain of causes is searched for it.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as error:
+        fault = _storage_fault(error, url)
+        if fault is None:
+            raise
+        raise fault from None
+
+
+def _storage_fault(error: BaseException | None, url: str) -> UserError | None:
+    import sqlalchemy.exc
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, UserError):
+            return error
+        if isinstance(error, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            text = str(error.orig if error.orig is not None else error).strip()
+            first = mask_text((text.splitlines() or [type(error).__name__])[0], url)
+            return UserError(f"lost the study storage {mask_url(url)}: {first}",
+                             "once the database server is reachable again, run the same command to resume: the "
+                             "interrupted trial is failed after the grace period and run again")
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -253,12 +361,12 @@ class HeartbeatJournalStorage(_RecordsLostWorkers, JournalStorage, BaseHeartbeat
     def __init__(self, path: Path, heartbeat_interval: float, grace_period: float,
                  stale_callback: Callable[[optuna.Study, FrozenTrial], None] | None) -> None:
         self.path = path
-        super().__init__(JournalFileBackend(str(path), lock_obj=FileLock(path.with_name(path.name + ".flock"))))
+        super().__init__(SafeJournalBackend(path, FileLock(path.with_name(path.name + ".flock"))))
         self._heartbeat_interval = heartbeat_interval
         self._grace_period = grace_period
         self._stale_callback = stale_callback
 
-    def record_heartbeat(self, trial_id: int) -> None:
+    def _beat(self, trial_id: int) -> None:
         self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
@@ -284,6 +392,9 @@ class HeartbeatRDBStorage(_RecordsLostWorkers, RDBStorage):
     def __init__(self, url: str, heartbeat_interval: float, grace_period: float, **kwargs) -> None:
         super().__init__(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, **kwargs)
         self._grace_period = grace_period
+
+    def _beat(self, trial_id: int) -> None:
+        RDBStorage.record_heartbeat(self, trial_id)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         return self._record_lost(super()._get_stale_trial_ids(study_id))
@@ -320,7 +431,7 @@ def open_storage(url: str, heartbeat_interval: float = DEFAULT_HEARTBEAT_S,
         raise UserError(f"the database driver for {mask_url(url).split('://', 1)[0]!r} is not installed",
                         f"install it into the environment, e.g. pip install {_driver_hint(scheme)}") from None
     except Exception as error:  # sqlalchemy's OperationalError & co: unreachable, bad credentials
-        message = mask_url(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        message = mask_text(str(error).splitlines()[0] if str(error) else type(error).__name__, url)
         raise UserError(f"cannot open storage {mask_url(url)!r}: {message}",
                         "check that the database server is running and the URL (host, port, user, database) is right") from None
 

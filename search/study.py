@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
-import multiprocessing
 import os
 import pickle
 import socket
@@ -34,11 +33,13 @@ from indexnas.atomic import atomic_save
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import space as search_space
-from indexnas.search.problem import Budget, Problem, check_metrics
+from indexnas.search.problem import Budget, MetricNotFinite, Problem, check_metrics
+from indexnas.search.preflight import check_settings
 from indexnas.search.settings import SearchSettings
 from indexnas.search.suggest import SearchSpace
 from indexnas.search.summary import Progress, describe_choices
 from indexnas.search.storage import StudyLock, locate_storage, mask_url, open_storage, study_lock
+from indexnas.search.workers import pop_in_place, requeue_when_interrupted, run_workers, worker_process
 
 log = logging.getLogger("indexnas.search")
 ATTR = "indexnas"  # the study-level user attribute holding settings, pairs and host figures
@@ -77,6 +78,7 @@ def run_search(settings: SearchSettings, problem: Problem | None = None) -> optu
     Everything a user can get wrong (storage URL, resuming with other settings, model, data) is
     checked before anything is written, so a failed command leaves existing studies and runs as they were.
     """
+    check_settings(settings)
     location = locate_storage(settings.storage)
     if problem is not None and settings.workers > 1:
         check_picklable(problem)
@@ -90,16 +92,7 @@ def run_search(settings: SearchSettings, problem: Problem | None = None) -> optu
     if settings.workers == 1:
         work(study, context)
     else:
-        spawn = multiprocessing.get_context("spawn")
-        workers = [spawn.Process(target=_worker_main, args=(settings.to_dict(), index, problem), daemon=False)
-                   for index in range(settings.workers)]
-        for process in workers:
-            process.start()
-        for process in workers:
-            process.join()
-        for index, process in enumerate(workers):
-            if process.exitcode:
-                log.error("worker %d exited with status %s; the others went on", index, process.exitcode)
+        run_workers(_worker_main, settings.to_dict(), settings.workers, problem)
     keep_pareto_checkpoints(study, settings.out_dir)
     return study
 
@@ -121,10 +114,11 @@ def _worker_main(settings: dict[str, Any], index: int, problem: Problem | None =
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(settings["workers"])))
     worker_settings = SearchSettings(**{**settings, "progress": False})
     try:
-        context = prepare(worker_settings, problem)
-        study = optuna.load_study(study_name=worker_settings.study, storage=settings_storage(worker_settings),
-                                  sampler=make_sampler(worker_settings))
-        work(study, context)
+        with worker_process(worker_settings.storage):
+            context = prepare(worker_settings, problem)
+            study = optuna.load_study(study_name=worker_settings.study, storage=settings_storage(worker_settings),
+                                      sampler=make_sampler(worker_settings))
+            work(study, context)
     except UserError as error:  # one message, as the command line prints it, not a worker's traceback
         log.error("worker %d: %s", index, error)
         sys.exit(2)
@@ -328,6 +322,7 @@ def work(study: optuna.Study, context: SearchContext, lock: StudyLock | None = N
     lock = lock or study_lock(study._storage, study.study_name)
     with lock:  # every process working on the study samples from its own seed, or they would repeat each other
         study.sampler = make_sampler(context.settings, seed_offset=_join(study))
+    pop_in_place(study)  # a retry runs in the place of the trial it repeats
     started = _StartedTrial(Objective(context), lock)
     progress = Progress(study, wanted)
     waiting = False
@@ -380,9 +375,9 @@ class _StartedTrial:
         self.objective = objective
         self.lock = lock
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, float, float]:
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         self.lock.release()
-        return self.objective(trial)
+        return requeue_when_interrupted(self.objective)(trial)
 
 
 class Objective:
@@ -415,6 +410,9 @@ class Objective:
             latency = measure_latency(model, ctx.space.inputs[0], device)
         except DivergedError as error:
             self._fail(trial, "diverged", str(error))
+        except MetricNotFinite as error:  # Optuna would fail the trial without saying why
+            self._fail(trial, "no_metric", f"{error}: the validation data gave nothing to score (e.g. depth maps "
+                       "without a valid pixel) or the model's output was not finite")
         except Exception as error:  # out of memory, or the model raised (a UserError: e.g. a wrong output shape)
             self._fail(trial, "oom" if is_out_of_memory(error) else "model_error", describe(error))
         trial.set_user_attr("metrics", metrics)

@@ -315,7 +315,7 @@ def test_a_malicious_trial_checkpoint_is_refused_by_the_report(tmp_path, checkpo
     (trial,) = study.best_trials
     Path(trial.user_attrs["checkpoint"]).write_bytes(checkpoints["evil"].read_bytes())
     results = results_from_study(study)
-    figure, note = trained_index_maps(results, trials_frame(results))
+    figure, note = trained_index_maps(results, trials_frame(results), allow_code=True)  # the model is a file
     assert figure is None and "refused unopened" in note  # the report says why it has no index maps
     assert not checkpoints["pwned"].exists()
 

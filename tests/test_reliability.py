@@ -23,8 +23,8 @@ from indexnas.atomic import atomic_save
 from indexnas.cli import main
 from indexnas.reports import write_report
 from indexnas.search.settings import SearchSettings
-from indexnas.search.storage import HEARTBEAT_ATTR, LOST_WORKER, mask_url, open_storage, study_lock
-from indexnas.search.study import next_step, run_search
+from indexnas.search.storage import HEARTBEAT_ATTR, LOST_WORKER, mask_text, mask_url, open_storage, study_lock
+from indexnas.search.study import counts, next_step, run_search
 from indexnas.search.suggest import SearchSpace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,19 +45,23 @@ class Faulty(nn.Module):
         out = self.inner(x)
         if self.fault == "nan":
             return out * float("nan")
+        if self.fault == "nan_eval":  # trains, then scores nothing (as depth maps without a valid pixel do)
+            return out if self.training else out * float("nan")
         return out[..., :-1]  # "shape": one column short of the target
 
 
 # The paper grid runs first: host, holistic, holistic-nl, holistic-nl-c, o2o-modelwise, o2o-modelwise-nl, ...
-FAULTS = {"holistic": "nan", "holistic-nl": "oom", "holistic-nl-c": "raises", "o2o-modelwise": "shape"}
+FAULTS = {"holistic": "nan", "holistic-nl": "oom", "holistic-nl-c": "raises", "o2o-modelwise": "shape",
+          "o2o-modelwise-nl": "nan_eval"}
 EXPECTED = {"holistic": ("diverged", "loss nan"), "holistic-nl": ("oom", "CUDA out of memory"),
             "holistic-nl-c": ("model_error", "ValueError: the user's layer exploded"),
-            "o2o-modelwise": ("model_error", "the denoise model returned shape (4, 1, 40, 39)")}
+            "o2o-modelwise": ("model_error", "the denoise model returned shape (4, 1, 40, 39)"),
+            "o2o-modelwise-nl": ("no_metric", "non-finite psnr=nan")}
 
 
 @pytest.fixture(scope="module")
 def faulty_study(tmp_path_factory):
-    """Two completed trials wanted; the four paper configurations between them fail, each its own way."""
+    """Two completed trials wanted; the five paper configurations between them fail, each its own way."""
     tmp_path = tmp_path_factory.mktemp("faults")
     torch.set_num_threads(1)
     rewrite = SearchSpace.rewrite
@@ -84,13 +88,14 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_study_goes_on(faul
         assert trial.user_attrs["failure"]["kind"] == kind
         assert message in trial.user_attrs["failure"]["message"]
     complete = [t.user_attrs["uniform"] for t in study.trials if t.state == TrialState.COMPLETE]
-    assert complete == ["host", "o2o-modelwise-nl"]  # exactly the 2 requested, after the 4 failures
+    assert complete == ["host", "o2o-modelwise-nl-c"]  # exactly the 2 requested, after the 5 failures
+    assert all("failure" in t.user_attrs for t in study.trials if t.state == TrialState.FAIL)  # never without a reason
 
 
 def test_the_report_lists_failed_trials_apart_with_their_reasons(faulty_study):
     tmp_path, study = faulty_study
     page = write_report(study, tmp_path / "report").read_text()
-    failed_section = page[page.index("Failed and pruned trials (4)"):]
+    failed_section = page[page.index("Failed and pruned trials (5)"):]
     for kind, message in EXPECTED.values():
         assert kind in failed_section and message.split(" (")[0] in failed_section
 
@@ -170,13 +175,17 @@ def test_masked_urls_hide_every_form_of_password():
         "postgresql://bob:s3cret@db:5432/studies": "postgresql://bob:***@db:5432/studies",
         "postgresql+psycopg2://bob:p@ss:w/rd@db/x": "postgresql+psycopg2://bob:***@db/x",
         "mysql://:s3cret@db/x": "mysql://:***@db/x",
-        "postgresql://db/x?user=bob&password=s3cret": "postgresql://db/x?user=bob&password=***",
+        "postgresql://db/x?user=bob&password=s3cret": "postgresql://db/x?password=***&user=bob",
+        "postgresql://bob:my s3cret@db/x": "postgresql://bob:***@db/x",  # SQLAlchemy takes any character
+        "postgresql://bob:p%40ss@db/x": "postgresql://bob:***@db/x",
         "cannot open 'postgresql://bob:s3cret@db/x': refused": "cannot open 'postgresql://bob:***@db/x': refused",
         "postgresql://bob@db/x": "postgresql://bob@db/x",
         "journal:///runs/studies.log": "journal:///runs/studies.log",
     }
     for url, masked in cases.items():
         assert mask_url(url) == masked
+    error = "FATAL: password 'my s3cret' rejected for postgresql://bob:my s3cret@db/x"
+    assert "s3cret" not in mask_text(error, "postgresql://bob:my s3cret@db/x")
 
 
 def test_a_postgresql_password_never_reaches_output_storage_or_report(postgres_url, tmp_path, capsys):
@@ -210,3 +219,38 @@ def test_running_the_same_search_command_again_resumes_the_study(tmp_path, capsy
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
     assert trials[0].datetime_start == first[0].datetime_start and trials[0].values == first[0].values
     assert (tmp_path / "run" / "host.pt").read_bytes() == host  # the warm-started host is reused, not retrained
+
+
+@pytest.mark.parametrize("backend, kind", [("journal", "file"), ("sqlite", "file"), ("postgresql", "postgresql-advisory")])
+def test_a_study_takes_the_lock_its_storage_offers(backend, kind, tmp_path, request):
+    url = {"journal": str(tmp_path / "s.log"), "sqlite": f"sqlite:///{tmp_path / 's.db'}"}.get(backend) \
+        or request.getfixturevalue("postgres_url")
+    name = f"locked-{backend}-{os.getpid()}"
+    study = optuna.create_study(storage=open_storage(url), study_name=name)  # Optuna wraps RDB storages in a cache
+    assert study_lock(study._storage, name).kind == kind
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_two_workers_racing_for_the_last_slot_never_exceed_the_count(postgres_url):
+    storages = [open_storage(postgres_url), open_storage(postgres_url)]  # one connection pool per worker
+    for repetition in range(20):
+        name = f"race-{os.getpid()}-{repetition}"
+        study = optuna.create_study(storage=storages[0], study_name=name)
+        study.tell(study.ask(), 1.0)  # 1 of 2 completed: one slot left
+        barrier = threading.Barrier(2)
+
+        def claim(storage) -> None:  # what `work` does to start a trial, with a slow moment inside
+            mine = optuna.load_study(study_name=name, storage=storage)
+            barrier.wait()
+            with study_lock(mine._storage, name):
+                if next_step(counts(mine), 2) == "start":
+                    time.sleep(0.05)  # without the lock, the other worker sees the slot free meanwhile
+                    mine.ask()
+
+        workers = [threading.Thread(target=claim, args=(s,)) for s in storages]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        state = counts(study)
+        assert state[TrialState.COMPLETE] + state[TrialState.RUNNING] == 2, f"repetition {repetition}: {state}"
