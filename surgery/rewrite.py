@@ -158,7 +158,7 @@ def _returns_indices(gm: torch.fx.GraphModule, node: torch.fx.Node) -> bool:
     """Whether a pooling node returns (values, indices)."""
     if node.op == "call_module":
         return bool(getattr(gm.get_submodule(str(node.target)), "return_indices", False))
-    if node.target in (F.max_pool2d_with_indices, torch.max_pool2d_with_indices):
+    if node.target is F.max_pool2d_with_indices:
         return True
     return bool(node.kwargs.get("return_indices", False)) or (len(node.args) > 6 and bool(node.args[6]))
 

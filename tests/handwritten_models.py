@@ -262,3 +262,19 @@ class TwoEncoders(nn.Module):
         a, b = self.a0(x), self.b0(x)
         up = F.interpolate(self.a1(a) + self.b1(b), scale_factor=2.0)
         return self.head(torch.cat([up, a], 1) if self.fuse_skip else up)
+
+
+class FunctionalPoolUNet(nn.Module):
+    """Downs written as F.avg_pool2d and F.max_pool2d (no indices, no modules), F.interpolate ups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.e1, self.e2, self.e3 = conv_bn_relu(3, 8), conv_bn_relu(8, 8), conv_bn_relu(8, 8)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.e1(x)
+        b = self.e2(F.avg_pool2d(a, 2))
+        c = self.e3(F.max_pool2d(b, kernel_size=2, stride=2))
+        b = b + F.interpolate(c, scale_factor=2.0)
+        return self.head(a + F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False))
