@@ -1,9 +1,9 @@
 """Trace a model with torch.fx into a graph with readable names, and check it against eager.
 
 While tracing, ``torch.jit.is_tracing``, ``torch.compiler.is_compiling`` and
-``torch.jit.isinstance(proxy, Tensor)`` answer True, so guards such as smp's input-shape check
-(skipped when tracing) and TorchScript-style type checks take their tracing branch instead of
-failing or silently dropping a branch. A graph is trusted only after it reproduced the eager
+``torch.jit.isinstance(proxy, Tensor)`` answer True in the tracing thread (surgery/jit_answers.py
+says why each is needed), so guards such as smp's input-shape check and TorchScript-style type
+checks take their tracing branch instead of failing or silently dropping a branch. A graph is trusted only after it reproduced the eager
 output at the example size and at a second size (a graph can trace and still be wrong).
 """
 
@@ -30,6 +30,7 @@ from torch.utils._pytree import tree_flatten
 from indexnas.errors import UserError
 from indexnas.modes import eval_mode, module_mode
 from indexnas.surgery import registry
+from indexnas.surgery.jit_answers import tracing_answers
 
 READABLE = "indexnas_name"  # node.meta key: the name a user recognises ("decoder.up3", "encoder.pool:2")
 
@@ -165,26 +166,6 @@ def _shape_reads(node: torch.fx.Node) -> list[tuple[torch.fx.Node, int | None]] 
             continue
         return None  # a tensor value, a placeholder or a module output: not a shape
     return reads
-
-
-@contextlib.contextmanager
-def tracing_answers() -> Iterator[None]:
-    """Make tracing guards answer 'tracing' (see the module docstring)."""
-    saved = (torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance)
-    original_isinstance = torch.jit.isinstance
-
-    def jit_isinstance(obj: Any, target_type: Any) -> bool:
-        if isinstance(obj, torch.fx.Proxy) and target_type is Tensor:
-            return True
-        return original_isinstance(obj, target_type)
-
-    torch.jit.is_tracing = lambda: True
-    torch.compiler.is_compiling = lambda: True
-    torch.jit.isinstance = jit_isinstance
-    try:
-        yield
-    finally:
-        torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance = saved
 
 
 def trace(model: nn.Module, example_inputs: tuple[Tensor, ...] | None = None) -> torch.fx.GraphModule:

@@ -233,3 +233,48 @@ def test_bad_inputs_are_user_errors() -> None:
         analyze(nn.Linear(3, 3), torch.randn(2, 3))
     with pytest.raises(UserError, match="fails on the example input"):
         analyze(hw.SegNetModules(), torch.randn(1, 5, 16, 16))
+
+
+# --- the tracing answers are scoped: restored on every exit path, never seen by other threads ------
+
+
+def _jit_queries() -> tuple[object, object, object]:
+    return torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance
+
+
+class _FailsWhileTracing(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.jit.is_tracing():
+            raise RuntimeError("boom inside the traced forward")
+        return x
+
+
+def test_an_exception_inside_tracing_restores_torchs_own_functions() -> None:
+    before = _jit_queries()
+    with pytest.raises(UserError, match="boom inside the traced forward"):
+        trace(_FailsWhileTracing())
+    assert _jit_queries() == before
+    assert torch.jit.is_tracing() is False and torch.compiler.is_compiling() is False
+
+
+def test_another_thread_gets_torchs_answers_while_a_model_is_traced() -> None:
+    import threading
+
+    from indexnas.surgery.jit_answers import tracing_answers
+
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def trace_slowly() -> None:
+        with tracing_answers():
+            seen["tracer"] = (torch.jit.is_tracing(), torch.compiler.is_compiling())
+            inside.set()
+            release.wait(10)
+
+    tracer = threading.Thread(target=trace_slowly)
+    tracer.start()
+    assert inside.wait(10)
+    proxy = torch.fx.Proxy(torch.fx.Graph().placeholder("x"))
+    seen["other"] = (torch.jit.is_tracing(), torch.compiler.is_compiling(), torch.jit.isinstance(proxy, Tensor))
+    release.set()
+    tracer.join()
+    assert seen == {"tracer": (True, True), "other": (False, False, False)}

@@ -1,0 +1,85 @@
+"""While torch.fx traces a model in this thread, make three torch queries answer "tracing".
+
+Why each answer is needed (the code that asks is in the user's model, so it cannot be changed):
+
+- ``torch.jit.is_tracing()``: segmentation_models_pytorch's ``SegmentationModel.check_input_shape``
+  runs ``if h % output_stride != 0`` on the input size unless tracing; on an fx Proxy that ``if``
+  fails ("symbolically traced variables cannot be used as inputs to control flow").
+- ``torch.compiler.is_compiling()``: the same kind of guard written the compiler's way: smp's
+  ``is_torch_compiling`` and HuggingFace's ``is_torchdynamo_compiling`` skip Python checks on
+  tensor values (mask and size checks) when it is true.
+- ``torch.jit.isinstance(x, Tensor)``: MONAI's BasicUNet concatenates its skip only when
+  ``torch.jit.isinstance(x_e, torch.Tensor)``; an fx Proxy is not a Tensor, so without this the
+  skip silently disappears from the graph.
+
+The replacements are installed on entry to the outermost ``tracing_answers`` block and the
+originals put back when the last block exits, on every exit path (exceptions included). While
+installed they answer "tracing" only in a thread inside such a block: another thread calling
+``torch.jit.is_tracing()`` at the same moment gets torch's own answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+_state = threading.local()  # .depth: how many tracing_answers blocks this thread is inside
+_lock = threading.Lock()
+_active_blocks = 0  # over all threads: the replacements are installed while > 0
+_originals: tuple[Any, Any, Any] | None = None
+
+
+def _tracing_here() -> bool:
+    return getattr(_state, "depth", 0) > 0
+
+
+def _install() -> None:
+    global _originals
+    _originals = (torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance)
+    is_tracing, is_compiling, jit_isinstance = _originals
+
+    def tracing_is_tracing(*args: Any, **kwargs: Any) -> bool:
+        return True if _tracing_here() else is_tracing(*args, **kwargs)
+
+    def tracing_is_compiling(*args: Any, **kwargs: Any) -> bool:
+        return True if _tracing_here() else is_compiling(*args, **kwargs)
+
+    def tracing_isinstance(obj: Any, target_type: Any) -> bool:
+        if _tracing_here() and isinstance(obj, torch.fx.Proxy) and target_type is Tensor:
+            return True
+        return jit_isinstance(obj, target_type)
+
+    torch.jit.is_tracing = tracing_is_tracing
+    torch.compiler.is_compiling = tracing_is_compiling
+    torch.jit.isinstance = tracing_isinstance
+
+
+def _restore() -> None:
+    global _originals
+    assert _originals is not None
+    torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance = _originals
+    _originals = None
+
+
+@contextlib.contextmanager
+def tracing_answers() -> Iterator[None]:
+    """Within this block (this thread only), the three queries above answer "tracing"."""
+    global _active_blocks
+    with _lock:
+        if _active_blocks == 0:
+            _install()
+        _active_blocks += 1
+    _state.depth = getattr(_state, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _state.depth -= 1
+        with _lock:
+            _active_blocks -= 1
+            if _active_blocks == 0:
+                _restore()
