@@ -12,6 +12,10 @@ Why each answer is needed (the code that asks is in the user's model, so it cann
   ``torch.jit.isinstance(x_e, torch.Tensor)``; an fx Proxy is not a Tensor, so without this the
   skip silently disappears from the graph.
 
+A fourth answer is given by the tracer itself: ``len()`` of an fx Proxy asks the proxy's tracer
+(``SurgeryTracer.length`` answers ``len(x.shape)`` with the example's rank, MONAI's UpCat and
+HuggingFace's attention reshapes read it); a proxy of any other tracer still raises torch's error.
+
 The replacements are installed on entry to the outermost ``tracing_answers`` block and the
 originals put back when the last block exits, on every exit path (exceptions included). While
 installed they answer "tracing" only in a thread inside such a block: another thread calling
@@ -31,7 +35,7 @@ from torch import Tensor
 _state = threading.local()  # .depth: how many tracing_answers blocks this thread is inside
 _lock = threading.Lock()
 _active_blocks = 0  # over all threads: the replacements are installed while > 0
-_originals: tuple[Any, Any, Any] | None = None
+_originals: tuple[Any, Any, Any, Any] | None = None
 
 
 def _tracing_here() -> bool:
@@ -40,8 +44,8 @@ def _tracing_here() -> bool:
 
 def _install() -> None:
     global _originals
-    _originals = (torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance)
-    is_tracing, is_compiling, jit_isinstance = _originals
+    _originals = (torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance, torch.fx.Proxy.__len__)
+    is_tracing, is_compiling, jit_isinstance, proxy_len = _originals
 
     def tracing_is_tracing(*args: Any, **kwargs: Any) -> bool:
         return True if _tracing_here() else is_tracing(*args, **kwargs)
@@ -54,15 +58,20 @@ def _install() -> None:
             return True
         return jit_isinstance(obj, target_type)
 
+    def tracer_len(proxy: torch.fx.Proxy) -> int:
+        length = getattr(proxy.tracer, "length", None)
+        return length(proxy) if length is not None else proxy_len(proxy)
+
     torch.jit.is_tracing = tracing_is_tracing
     torch.compiler.is_compiling = tracing_is_compiling
     torch.jit.isinstance = tracing_isinstance
+    torch.fx.Proxy.__len__ = tracer_len  # type: ignore[method-assign]
 
 
 def _restore() -> None:
     global _originals
     assert _originals is not None
-    torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance = _originals
+    torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance, torch.fx.Proxy.__len__ = _originals
     _originals = None
 
 

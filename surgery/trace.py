@@ -85,6 +85,14 @@ class SurgeryTracer(torch.fx.Tracer):
             return super().iter(obj)
         return iter([obj[i] for i in range(len(value))])
 
+    def length(self, obj: torch.fx.Proxy) -> int:
+        """``len()`` of a traced shape (``len(x.shape)``, ``len(x.size())``): the example's rank, which
+        no input size changes. ``len`` of anything else (a tensor's batch size) is not answered."""
+        value = self._evaluate(obj.node) if self.example_inputs is not None and _shape_reads(obj.node) else None
+        if not isinstance(value, (tuple, list)):
+            raise RuntimeError("'len' of a traced value other than a shape is not supported in symbolic tracing")
+        return len(value)
+
     def _dim(self, node: torch.fx.Node, index: int | None) -> int:
         """The dimension a shape read refers to (non-negative), or -1 for the whole shape."""
         if index is None:
