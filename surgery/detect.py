@@ -8,6 +8,7 @@ are followed through permute/transpose (ConvNeXt's channels-last blocks) and los
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from dataclasses import dataclass, field
 
@@ -104,6 +105,10 @@ def _layout(node: fx.Node, layouts: dict[fx.Node, Layout], modules: dict[str, nn
         return None
     if node.op == "call_module" and isinstance(modules.get(node.target), _IMAGE_MODULES) and rank == 4:
         return NCHW  # a convolution makes an image even from a tensor reshaped back from tokens
+    if _several_outputs(node, modules):
+        return None  # a leaf returning a list of features is not one image (its elements are)
+    if node.target is operator.getitem and rank == 4 and _several_outputs(node.args[0], modules):
+        return NCHW if any(layouts.get(a) == NCHW for a in node.args[0].all_input_nodes) else None
     source = next((a for a in node.all_input_nodes if layouts.get(a) is not None), None)
     inherited = layouts.get(source) if source is not None else None
     name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
@@ -132,6 +137,13 @@ def _layout(node: fx.Node, layouts: dict[fx.Node, Layout], modules: dict[str, nn
     elif len(inherited) == rank:  # elementwise and other rank-preserving ops
         layout = inherited
     return layout
+
+
+def _several_outputs(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """A module call (a leaf: a backbone kept whole) returning a tuple or list of tensors."""
+    if node.op != "call_module" or isinstance(node.meta.get("tensor_meta"), TensorMetadata):
+        return False
+    return isinstance(node.meta.get("tensor_meta"), (tuple, list)) and registry.find_handler(node, modules.get(node.target)) is None
 
 
 def _reshaped_back(node: fx.Node, layouts: dict[fx.Node, Layout], steps: int = 12) -> bool:

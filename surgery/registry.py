@@ -316,6 +316,11 @@ def _neutral(call: OpCall) -> Resampling | None:
     return None
 
 
+def _keeps_first_argument(call: OpCall) -> Resampling | None:
+    """Casts and copies (``mask.type_as(x)``, ``.to(x)``): the output is the first argument, resized by nothing."""
+    return None
+
+
 PADS: set[object] = {F.pad, nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d}
 
 
@@ -374,6 +379,9 @@ def _seed() -> None:
     neutral = [*PADS, operator.getitem, operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.cat]
     for key in neutral:
         register_resampler(key, _neutral)
+    for key in ("Tensor.type_as", "Tensor.to", "Tensor.float", "Tensor.half", "Tensor.type", "Tensor.contiguous",
+                "Tensor.clone", "Tensor.detach"):
+        register_resampler(key, _keeps_first_argument)
     register_resampler(ops.indexed_pool, _always("down", "indexed_pool"))
     register_resampler(ops.indexed_upsample, _always("up", "indexed_upsample"))
     register_resampler(ops.max_index_weighted, _neutral)  # the feature's own size; the indices only select

@@ -191,6 +191,25 @@ def trace(model: nn.Module, example_inputs: tuple[Tensor, ...] | None = None) ->
 
 
 def _trace_in_mode(model: nn.Module, example_inputs: tuple[Tensor, ...] | None, training: bool) -> torch.fx.GraphModule:
+    with _constants_kept_off(model):
+        return _trace_with_fallbacks(model, example_inputs, training)
+
+
+@contextlib.contextmanager
+def _constants_kept_off(model: nn.Module) -> Iterator[None]:
+    """fx stores the tensor constants a forward creates as ``_tensor_constant*`` attributes of the
+    traced root, the user's model: take them off again (the GraphModule holds its own references)."""
+    before = set(vars(model))
+    try:
+        yield
+    finally:
+        for name in set(vars(model)) - before:
+            if name.startswith("_tensor_constant"):
+                delattr(model, name)
+
+
+def _trace_with_fallbacks(model: nn.Module, example_inputs: tuple[Tensor, ...] | None, training: bool) -> torch.fx.GraphModule:
+    """Trace, keeping whole any timm notrace module that fails to trace through."""
     forced: set[type] = set()
     while True:
         tracer = SurgeryTracer(example_inputs)

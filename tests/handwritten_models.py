@@ -278,3 +278,30 @@ class FunctionalPoolUNet(nn.Module):
         c = self.e3(F.max_pool2d(b, kernel_size=2, stride=2))
         b = b + F.interpolate(c, scale_factor=2.0)
         return self.head(a + F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False))
+
+
+class ListBackbone(nn.Module):
+    """A backbone returning a list of features (kept whole when registered as a leaf)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = conv_bn_relu(3, 8, 2), conv_bn_relu(8, 8, 2)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        a = self.a(x)
+        return [a, self.b(a)]
+
+
+class MaskedFPN(nn.Module):
+    """A list-returning backbone, a mask cast with ``type_as``, and a tensor constant made in forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = ListBackbone()
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = self.backbone(x)
+        mask = (a[:, :1] > 0).type_as(x)
+        y = (a + F.interpolate(b, scale_factor=2.0)) * mask * torch.tensor([0.5]).sum()
+        return F.interpolate(self.head(y), scale_factor=2.0)
