@@ -49,6 +49,7 @@ class Shapes:
 
     reference: Size  # the example input's spatial size
     layouts: dict[fx.Node, Layout] = field(default_factory=dict)
+    read_from: dict[fx.Node, fx.Node] = field(default_factory=dict)  # a reshape -> the image whose H, W it was given
     levels: dict[fx.Node, Level] = field(default_factory=dict)  # filled by detect()
 
     def size(self, node: fx.Node) -> Size | None:
@@ -57,6 +58,13 @@ class Shapes:
         if meta is None or len(meta.shape) != 4 or self.layouts.get(node) != NCHW:
             return None
         return (int(meta.shape[2]), int(meta.shape[3]))
+
+    def spatial_size(self, node: fx.Node) -> Size | None:
+        """(H, W) of an image in any layout (NCHW or channels-last), else None."""
+        meta, layout = tensor_meta(node), self.layouts.get(node)
+        if meta is None or layout is None or not {2, 3} <= set(layout):
+            return None
+        return (int(meta.shape[layout.index(2)]), int(meta.shape[layout.index(3)]))
 
     def channels(self, node: fx.Node) -> int:
         meta = tensor_meta(node)
@@ -87,8 +95,70 @@ def follow_layouts(gm: fx.GraphModule) -> Shapes:
     shapes = Shapes(reference)
     modules = dict(gm.named_modules())
     for node in gm.graph.nodes:
-        shapes.layouts[node] = _layout(node, shapes.layouts, modules)
+        sized = _sized_from_image(node, shapes.layouts)
+        if sized is not None:
+            shapes.layouts[node], shapes.read_from[node] = sized
+        else:
+            shapes.layouts[node] = _layout(node, shapes.layouts, modules)
     return shapes
+
+
+def _is_reshape(node: fx.Node) -> bool:
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    return node.op in ("call_method", "call_function") and (name in _RESHAPES or node.target in _RESHAPE_FUNCTIONS)
+
+
+def _sized_from_image(node: fx.Node, layouts: dict[fx.Node, Layout]) -> tuple[Layout, fx.Node] | None:
+    """A 4-D view whose H and W were read off an image's shape (a ViT stage turning tokens back into
+    a map, ``x.reshape(B, H, W, -1)``; a space-to-depth ``x.view(N, C * 16, H // 4, W // 4)``): its
+    layout and that image. N goes to the first other dimension, C to the last."""
+    if _rank(node) != 4 or node.target not in ("view", "reshape", torch.reshape):
+        return None
+    sizes = list(node.args[1:]) if node.op == "call_method" else list(node.args[1:2])
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = list(sizes[0])
+    if len(sizes) != 4:
+        return None
+    reads = [_spatial_read(size, layouts) for size in sizes]
+    axes = [read[1] if read is not None else None for read in reads]
+    if sorted(a for a in axes if a is not None) != [2, 3]:
+        return None
+    images = {read[0] for read in reads if read is not None}
+    if len(images) != 1:
+        return None
+    others = iter((0, 1))
+    return tuple(a if a is not None else next(others) for a in axes), images.pop()
+
+
+_ARITHMETIC = {operator.floordiv, operator.mul, operator.truediv, operator.add, operator.sub}
+
+
+def _spatial_read(size: object, layouts: dict[fx.Node, Layout]) -> tuple[fx.Node, int] | None:
+    """(image, 2 or 3) when a size argument is an image's H or W (``x.shape[2]``, ``x.size(3)``,
+    ``h // 4`` of one), else None."""
+    while isinstance(size, fx.Node) and size.op == "call_function" and size.target in _ARITHMETIC:
+        nodes = [a for a in size.args if isinstance(a, fx.Node)]
+        if len(nodes) != 1:
+            return None
+        size = nodes[0]
+    if not isinstance(size, fx.Node):
+        return None
+    if size.op == "call_method" and size.target == "size" and len(size.args) > 1:
+        tensor, index = size.args[0], size.args[1]
+    elif size.target is operator.getitem and isinstance(size.args[0], fx.Node):
+        shape, index = size.args
+        is_shape = (shape.target is getattr and shape.args[1] == "shape") or (
+            shape.op == "call_method" and shape.target == "size" and len(shape.args) == 1)
+        if not is_shape:
+            return None
+        tensor = shape.args[0]
+    else:
+        return None
+    layout = layouts.get(tensor) if isinstance(tensor, fx.Node) else None
+    if layout is None or not isinstance(index, int):
+        return None
+    axis = layout[index % len(layout)]
+    return (tensor, axis) if axis in (2, 3) else None
 
 
 def _rank(node: fx.Node) -> int:
@@ -226,6 +296,8 @@ def detect(gm: fx.GraphModule) -> Detection:
         module = modules.get(node.target) if node.op == "call_module" else None
         handler = registry.find_handler(node, module)
         source = data_input(node, shapes, first=registry.reads_first_argument(handler))
+        if node in shapes.read_from:  # a view given an image's H and W: that image is its source
+            source, handler = shapes.read_from[node], _view_of_image
         if source is None:  # an image made from non-images (tokens reshaped back): level by its size
             if shapes.size(node) is not None:
                 shapes.levels[node] = level_of(shapes.size(node), shapes.reference)
@@ -233,7 +305,7 @@ def detect(gm: fx.GraphModule) -> Detection:
         out_size = shapes.size(node) if _rank(node) == 4 else None
         if out_size is None and _rank(node) == 4:
             continue  # a 4-D output that is not an image (layout changed): not a resolution change
-        call = registry.OpCall(node, module, shapes.size(source), out_size)  # type: ignore[arg-type]
+        call = registry.OpCall(node, module, shapes.spatial_size(source), out_size)  # type: ignore[arg-type]
         if handler is not None:
             verdict = handler(call)
         elif call.out_size is not None and registry.significant(call):
@@ -251,7 +323,71 @@ def detect(gm: fx.GraphModule) -> Detection:
             _record(found, node, source, call, verdict)
         if out_size is not None:
             shapes.levels[node] = _level(shapes, node, source, verdict, modules)
+    _drop_key_value_reductions(found)
     return found
+
+
+_ATTENTION = {operator.matmul, torch.matmul, torch.bmm, torch.baddbmm, torch.einsum,
+              torch.nn.functional.scaled_dot_product_attention, "matmul", "bmm", "__matmul__"}
+
+
+def _is_attention(target: object) -> bool:
+    try:
+        return target in _ATTENTION
+    except TypeError:  # an unhashable callable
+        return False
+
+
+def _drop_key_value_reductions(found: Detection) -> None:
+    """A down inside an attention module whose every path leads into an attention product before it
+    leaves that module (PVT's and Segformer's ``sr``: keys and values from a reduced map) changes no
+    feature's resolution: the attention's output has the queries' size. Ignored, with the reason."""
+    kept = []
+    for node, down in found.downs:
+        scope = _scope_of(node)
+        if scope and _only_into_attention(node, scope):
+            found.ignored.append((down.target, "reduces the keys/values of an attention (it rejoins through the "
+                                               "attention product at the queries' resolution): not a transition"))
+            found.ignored_kinds[node] = "key_value_reduction"
+        else:
+            kept.append((node, down))
+    found.downs = kept
+
+
+def _module_path(node: fx.Node) -> str:
+    """The module a node runs in: a module call's own path, a function's enclosing module."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack") or {}
+    return next(reversed(stack.values()))[0] if stack else ""
+
+
+def _scope_of(down: fx.Node) -> str:
+    """The module a down belongs to: a module call's parent, a function's enclosing module."""
+    return _module_path(down).rpartition(".")[0] if down.op == "call_module" else _module_path(down)
+
+
+def _only_into_attention(down: fx.Node, scope: str) -> bool:
+    """Whether every path from ``down`` meets an attention product before it leaves module ``scope``."""
+    pending, seen = list(down.users), set()
+    while pending:
+        node = pending.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node.op in ("call_method", "call_function") and _is_attention(node.target):
+            continue
+        if node.op == "output" or not (_module_path(node) + ".").startswith(scope + "."):
+            return False
+        pending.extend(node.users)
+    return bool(seen)
+
+
+def _view_of_image(call: registry.OpCall) -> registry.Resampling | None:
+    """A view sized from an image: same size (tokens back to a map) or space-to-depth / depth-to-space."""
+    if call.out_size is None or not registry.significant(call):
+        return None
+    return registry.Resampling("down", "space_to_depth") if call.shrinks else registry.Resampling("up", "depth_to_space")
 
 
 def _level(shapes: Shapes, node: fx.Node, source: fx.Node, verdict: registry.Resampling | None,
@@ -266,7 +402,7 @@ def _level(shapes: Shapes, node: fx.Node, source: fx.Node, verdict: registry.Res
     if verdict.direction == "down":
         unpadded = _unpadded(source, shapes, modules)
         base = shapes.levels.get(unpadded, base)
-        return tuple(b + s for b, s in zip(base, _steps(shapes.size(unpadded), size)))  # type: ignore[arg-type,return-value]
+        return tuple(b + s for b, s in zip(base, _steps(shapes.spatial_size(unpadded), size)))  # type: ignore[arg-type,return-value]
     return tuple(b - s for b, s in zip(base, _steps(size, shapes.size(source))))  # type: ignore[arg-type,return-value]
 
 

@@ -305,3 +305,67 @@ class MaskedFPN(nn.Module):
         mask = (a[:, :1] > 0).type_as(x)
         y = (a + F.interpolate(b, scale_factor=2.0)) * mask * torch.tensor([0.5]).sum()
         return F.interpolate(self.head(y), scale_factor=2.0)
+
+
+class TokenAttention(nn.Module):
+    """Spatial-reduction attention (PVT/Segformer style): keys and values from a strided conv of the map."""
+
+    def __init__(self, dim: int, reduction: int) -> None:
+        super().__init__()
+        self.q, self.kv = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim)
+        self.sr = nn.Conv2d(dim, dim, reduction, reduction)
+
+    def forward(self, x: Tensor, height: int, width: int) -> Tensor:
+        batch, _, dim = x.shape
+        q = self.q(x)
+        reduced = self.sr(x.transpose(1, 2).reshape(batch, dim, height, width)).flatten(2).transpose(1, 2)
+        k, v = self.kv(reduced).chunk(2, dim=-1)
+        return (q @ k.transpose(1, 2)).softmax(-1) @ v
+
+
+class TokenStage(nn.Module):
+    """Overlapping patch embedding (stride-2 conv, channels-last), tokens, attention, back to a map."""
+
+    def __init__(self, cin: int, dim: int, stride: int, reduction: int) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(cin, dim, 2 * stride - 1, stride, stride - 1)
+        self.norm, self.attn = nn.LayerNorm(dim), TokenAttention(dim, reduction)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.norm(self.embed(x).permute(0, 2, 3, 1))
+        batch, height, width, dim = x.shape
+        tokens = x.reshape(batch, -1, dim)
+        tokens = tokens + self.attn(tokens, height, width)
+        return tokens.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
+
+
+class TokenPyramid(nn.Module):
+    """A hierarchical ViT encoder (x2 token stages, reduction attention) under an FPN-style decoder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage1, self.stage2, self.stage3 = TokenStage(3, 8, 2, 4), TokenStage(8, 8, 2, 2), TokenStage(8, 8, 2, 1)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s1 = self.stage1(x)
+        s2 = self.stage2(s1)
+        s3 = self.stage3(s2)
+        y = s1 + F.interpolate(s2 + F.interpolate(s3, scale_factor=2.0), size=s1.shape[-2:])
+        return F.interpolate(self.head(y), scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+class SpaceToDepthStem(nn.Module):
+    """A x4 space-to-depth stem written with view/permute (TResNet style), then x2 stages and x2 ups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.down = conv_bn_relu(48, 16), conv_bn_relu(16, 16, 2)
+        self.head = nn.Conv2d(16, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.size()
+        s = x.view(n, c, h // 4, 4, w // 4, 4).permute(0, 3, 5, 1, 2, 4).contiguous()
+        s = self.stem(s.view(n, c * 16, h // 4, w // 4))
+        y = s + F.interpolate(self.down(s), scale_factor=2.0)
+        return F.interpolate(F.interpolate(self.head(y), scale_factor=2.0), scale_factor=2.0)

@@ -35,3 +35,25 @@ def test_a_leaf_returning_a_list_is_not_a_down_and_casts_and_constants_leave_no_
     constants = [n.target for n in gm.graph.nodes if n.op == "get_attr"]
     assert constants and all(hasattr(gm, name) and not hasattr(model, name) for name in constants)
     assert "train mode" not in " ".join(report.warnings)
+
+
+def _pairing(report) -> dict[str, tuple[str, ...]]:
+    return {p.up.target: tuple(t.name for t in p.transitions) for p in report.pairs}
+
+
+def test_token_stages_downsample_and_reduction_attention_is_never_a_transition() -> None:
+    model = hw.TokenPyramid().eval()
+    gm, report = analyze(model, torch.randn(1, 3, 64, 64))
+    assert [t.name for t in report.transitions] == ["stage1.embed", "stage2.embed", "stage3.embed"]
+    assert _pairing(report) == {"interpolate:0": ("stage3.embed",), "interpolate:1": ("stage2.embed",),
+                                "interpolate:2": ("stage1.embed",)}
+    reductions = [name for name, why in report.ignored if "keys/values" in why]
+    assert reductions == ["stage1.attn.sr", "stage2.attn.sr"]  # stage3's sr has stride 1
+
+
+def test_space_to_depth_by_view_is_a_x4_down_that_two_x2_ups_only_partly_undo() -> None:
+    gm, report = analyze(hw.SpaceToDepthStem().eval(), torch.randn(1, 3, 32, 32))
+    (stem,) = [t for t in report.transitions if t.downs[0].kind == "space_to_depth"]
+    assert stem.factor == 4
+    assert _pairing(report) == {"interpolate:0": ("down.0",)}
+    assert {u.up.target: u.code for u in report.unpaired} == {"interpolate:1": "partial", "interpolate:2": "partial"}
