@@ -101,8 +101,9 @@ def _pair_of(value: object) -> tuple[int, int] | None:
     return None
 
 
-def _window_out(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
-    """torch's output-size rule for convolution and pooling windows."""
+def _window_out(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool, extra: int = 0) -> int:
+    """torch's output-size rule for convolution and pooling windows (``extra``: padding added before the call)."""
+    size += extra
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + padding:
@@ -110,11 +111,11 @@ def _window_out(size: int, kernel: int, stride: int, padding: int, dilation: int
     return out
 
 
-def _axis_rounding(kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> str | None:
-    """FLOOR or CEIL when the window halves every size that way; None otherwise."""
+def _axis_rounding(kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool, extra: int) -> str | None:
+    """FLOOR or CEIL when the window (after ``extra`` padding) halves every size that way; None otherwise."""
     if stride != 2:
         return None
-    outs = [(n, _window_out(n, kernel, stride, padding, dilation, ceil_mode)) for n in range(8, 40)]
+    outs = [(n, _window_out(n, kernel, stride, padding, dilation, ceil_mode, extra)) for n in range(8, 40)]
     if all(out == n // 2 for n, out in outs):
         return FLOOR
     if all(out == -(-n // 2) for n, out in outs):
@@ -160,9 +161,13 @@ def _rounding(gm: torch.fx.GraphModule, node: torch.fx.Node, down: Down) -> tupl
     kernel, stride, padding, dilation, ceil_mode = window
     if padding is None:
         return "its padding is not a pair of ints"
-    axes = tuple(_axis_rounding(k, s, p, d, ceil_mode) for k, s, p, d in zip(kernel, stride, padding, dilation))
+    if down.padding is None:
+        return "the padding before it is computed at run time"
+    axes = tuple(_axis_rounding(k, s, p, d, ceil_mode, e)
+                 for k, s, p, d, e in zip(kernel, stride, padding, dilation, down.padding))
     if None in axes:
-        return f"it does not halve the resolution (kernel {kernel}, stride {stride}, padding {padding})"
+        before = f", padded by {down.padding} before it" if any(down.padding) else ""
+        return f"it does not halve the resolution (kernel {kernel}, stride {stride}, padding {padding}{before})"
     return axes  # type: ignore[return-value]
 
 

@@ -320,7 +320,7 @@ def detect(gm: fx.GraphModule) -> Detection:
         else:
             verdict = None
         if verdict is not None:
-            _record(found, node, source, call, verdict)
+            _record(found, node, source, call, verdict, modules)
         if out_size is not None:
             shapes.levels[node] = _level(shapes, node, source, verdict, modules)
     _drop_key_value_reductions(found)
@@ -416,13 +416,29 @@ def _unpadded(node: fx.Node, shapes: Shapes, modules: dict[str, nn.Module]) -> f
     return node
 
 
+def _padding(padded: fx.Node, unpadded: fx.Node, modules: dict[str, nn.Module]) -> tuple[int, int] | None:
+    """The padding added between ``unpadded`` and ``padded``, total per axis (H, W); None if not constant."""
+    height = width = 0
+    node = padded
+    while node is not unpadded:
+        module = modules.get(node.target) if node.op == "call_module" else None
+        amounts = module.padding if module is not None else node.kwargs.get("pad", node.args[1] if len(node.args) > 1 else None)
+        if not isinstance(amounts, (tuple, list)) or len(amounts) != 4 or not all(isinstance(a, int) for a in amounts):
+            return None
+        left, right, top, bottom = amounts
+        height, width = height + top + bottom, width + left + right
+        node = node.args[0]
+    return (height, width)
+
+
 def _op_label(node: fx.Node, call: registry.OpCall) -> str:
     if call.module is not None:
         return registry.class_path(type(call.module))
     return f"Tensor.{node.target}" if node.op == "call_method" else getattr(node.target, "__name__", str(node.target))
 
 
-def _record(found: Detection, node: fx.Node, source: fx.Node, call: registry.OpCall, verdict: registry.Resampling) -> None:
+def _record(found: Detection, node: fx.Node, source: fx.Node, call: registry.OpCall, verdict: registry.Resampling,
+            modules: dict[str, nn.Module]) -> None:
     shapes = found.shapes
     name = node.meta.get(READABLE, node.name)
     found.sources[node] = source
@@ -432,8 +448,9 @@ def _record(found: Detection, node: fx.Node, source: fx.Node, call: registry.OpC
         return
     assert call.out_size is not None
     if verdict.direction == "down":
-        down = Down(node.name, name, verdict.kind, call.in_size, call.out_size,
-                    shapes.channels(source), shapes.channels(node))
+        unpadded = _unpadded(source, shapes, modules)  # "same"/fixed padding is part of the down
+        down = Down(node.name, name, verdict.kind, shapes.spatial_size(unpadded) or call.in_size, call.out_size,
+                    shapes.channels(source), shapes.channels(node), unpadded.name, _padding(source, unpadded, modules))
         found.downs.append((node, down))
     elif verdict.direction == "up":
         up = Up(node.name, name, verdict.kind, call.in_size, call.out_size,

@@ -207,7 +207,7 @@ class _Rewriter:
         main = self.nodes[transition.downs[0].node]
         if self.mode == "decoder":
             low = self._low_output(main, tag)
-            x = self._add(tag, low, "call_function", fit_to_double, (main.args[0], low))
+            x = self._add(tag, low, "call_function", fit_to_double, (self._unpadded(transition.downs[0]), low))
             target = self._index_module(transition, spec, site.index_channels)
             maps = self._add(tag, x, "call_module", target, (x,))
             self.dec_maps[transition.name] = self._add(tag, maps, "call_function", operator.getitem, (maps, 1))
@@ -248,7 +248,7 @@ class _Rewriter:
     def _high_feature(self, down: Down, site: compat.Site, tag: str) -> torch.fx.Node:
         """The high-resolution feature IP pools in place of ``down`` (a conv: its stride-1 output)."""
         node = self.nodes[down.node]
-        source = node.args[0]
+        source = self._unpadded(down)
         ceil_h, ceil_w = (r == compat.CEIL for r in site.rounding)
         if down.kind == "conv":
             self._stride_one(str(node.target))
@@ -257,6 +257,10 @@ class _Rewriter:
         if ceil_h or ceil_w:
             return self._add(tag, node, "call_function", fit_for_pool, (source, source, ceil_h, ceil_w))
         return source
+
+    def _unpadded(self, down: Down) -> torch.fx.Node:
+        """The high-resolution input of a down, before the padding folded into it."""
+        return self.nodes[down.source] if down.source else self.nodes[down.node].args[0]
 
     def _stride_one(self, target: str) -> None:
         """Swap the conv at ``target`` for a shallow copy with stride 1 (same weights; the user's model untouched)."""
@@ -300,7 +304,7 @@ class _Rewriter:
         for level, (transition, dec) in enumerate(zip(inner, reversed(decs))):
             y = self._add(tag, up, "call_function", ops.indexed_upsample, (y, dec))
             if level < len(inner) - 1:  # compound: back to this transition's own high-resolution size
-                high = self.nodes[transition.downs[0].node].args[0]
+                high = self._unpadded(transition.downs[0])
                 size = self._add(tag, up, "call_function", getattr, (high, "shape"))
                 y = self._add(tag, up, "call_function", fit_to_size, (y, size))
         size = self._explicit_size(up)
@@ -425,10 +429,21 @@ def plan(gm: torch.fx.GraphModule, report: PairReport, choice: object, mode: str
     chosen = compat.resolve(options, choice)
     if not isinstance(choice, dict) and not IndexSpec.parse(choice).keep and all(s.keep for s in chosen.values()):  # type: ignore[arg-type]
         reasons = "; ".join(f"{n}: {o.reason}" for n, o in options.items()) or "the model has no down/up pairs"
-        raise UserError(
-            f"no pair can take {choice!s} in {mode} mode ({reasons})", "try another --mode or a holistic choice"
-        )
+        raise UserError(f"no pair can take {choice!s} in {mode} mode ({reasons})", _other_modes_fix(gm, report, choice, mode, channel_fit))
     return Plan(mode, channel_fit, options, chosen)
+
+
+def _other_modes_fix(gm: torch.fx.GraphModule, report: PairReport, choice: object, mode: str, channel_fit: str) -> str:
+    """A fix line naming the modes (and the choices) that do rewrite some pair of this model."""
+    spec = IndexSpec.parse(choice)  # type: ignore[arg-type]
+    taking = [m for m in compat.MODES if m != mode
+              and any(not s.keep for s in compat.resolve(compat.pair_options(gm, report, m, channel_fit), spec).values())]
+    if taking:
+        return f"use --mode {' or --mode '.join(taking)}, where {spec} applies"
+    holistic = compat.pair_options(gm, report, mode, channel_fit)
+    if not spec.holistic and any(len(o.allowed) > 1 for o in holistic.values()):
+        return "choose a holistic variant (holistic, hmi, avg): the depthwise maps do not fit this model's widths"
+    return "this model has no pair IndexNet can rewrite; it is unsupported as it is (see the reasons)"
 
 
 def apply(gm: torch.fx.GraphModule, the_plan: Plan) -> _Rewriter:

@@ -369,3 +369,21 @@ class SpaceToDepthStem(nn.Module):
         s = self.stem(s.view(n, c * 16, h // 4, w // 4))
         y = s + F.interpolate(self.down(s), scale_factor=2.0)
         return F.interpolate(F.interpolate(self.head(y), scale_factor=2.0), scale_factor=2.0)
+
+
+class PaddedStrideUNet(nn.Module):
+    """Strided convs on explicitly padded inputs: symmetric ``F.pad`` then a 3x3/2 conv without padding,
+    and TF-"same" fixed padding (one more on the right and bottom) then a 3x3/2 conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, 8)
+        self.down1, self.down2 = nn.Conv2d(8, 8, 3, 2), nn.Conv2d(8, 8, 3, 2)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s0 = self.stem(x)
+        s1 = self.down1(F.pad(s0, (1, 1, 1, 1)))
+        s2 = self.down2(F.pad(s1, (0, 1, 0, 1)))
+        s1 = s1 + F.interpolate(s2, size=s1.shape[-2:])
+        return self.head(s0 + F.interpolate(s1, size=s0.shape[-2:]))

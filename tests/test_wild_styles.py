@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import handwritten_models as hw
+from indexnas.errors import UserError
 from indexnas.surgery import analyze, registry
 from indexnas.surgery.rewrite import insert_indexnet
 
@@ -57,3 +58,25 @@ def test_space_to_depth_by_view_is_a_x4_down_that_two_x2_ups_only_partly_undo() 
     assert stem.factor == 4
     assert _pairing(report) == {"interpolate:0": ("down.0",)}
     assert {u.up.target: u.code for u in report.unpaired} == {"interpolate:1": "partial", "interpolate:2": "partial"}
+
+
+def test_a_strided_conv_on_an_explicitly_padded_input_is_one_x2_transition_every_mode_rewrites() -> None:
+    model = hw.PaddedStrideUNet().eval()
+    gm, report = analyze(model, torch.randn(1, 3, 32, 32))
+    assert [(t.name, t.in_size, t.out_size) for t in report.transitions] == [
+        ("down1", (32, 32), (16, 16)), ("down2", (16, 16), (8, 8))]
+    assert [t.downs[0].padding for t in report.transitions] == [(2, 2), (1, 1)]
+    for mode, choice in (("stride", "m2o"), ("stride", "holistic-nl"), ("decoder", "o2o-unshared")):
+        rewritten, rewrite = insert_indexnet(model, torch.randn(1, 3, 32, 32), choice, mode, flops=False)
+        assert [row.choice for row in rewrite.rows] == [choice, choice]
+        x = torch.randn(2, 3, 37, 45)
+        rewritten.train()
+        out = rewritten(x)
+        out.square().mean().backward()
+        assert out.shape == model(x).shape
+
+
+def test_a_choice_no_pair_takes_in_one_mode_names_the_modes_that_take_it() -> None:
+    with pytest.raises(UserError, match="no pair can take holistic in pool mode") as refused:
+        insert_indexnet(hw.PaddedStrideUNet().eval(), torch.randn(1, 3, 32, 32), "holistic", "pool", flops=False)
+    assert refused.value.fix == "use --mode stride or --mode decoder, where holistic applies"
