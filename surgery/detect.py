@@ -339,13 +339,13 @@ def _is_attention(target: object) -> bool:
 
 
 def _drop_key_value_reductions(found: Detection) -> None:
-    """A down inside an attention module whose every path leads into an attention product before it
+    """A down inside a module (not the root) whose every path leads into an attention product before it
     leaves that module (PVT's and Segformer's ``sr``: keys and values from a reduced map) changes no
     feature's resolution: the attention's output has the queries' size. Ignored, with the reason."""
     kept = []
     for node, down in found.downs:
-        scope = _scope_of(node)
-        if scope and _only_into_attention(node, scope):
+        scopes = _enclosing_scopes(_scope_of(node))
+        if any(_only_into_attention(node, scope) for scope in scopes):
             found.ignored.append((down.target, "reduces the keys/values of an attention (it rejoins through the "
                                                "attention product at the queries' resolution): not a transition"))
             found.ignored_kinds[node] = "key_value_reduction"
@@ -367,6 +367,19 @@ def _scope_of(down: fx.Node) -> str:
     return _module_path(down).rpartition(".")[0] if down.op == "call_module" else _module_path(down)
 
 
+def _reads_metadata(node: fx.Node) -> bool:
+    """``x.shape``, ``x.size()``, ``x.dim()``, ``x.dtype``: a read of a tensor's metadata, not of its values."""
+    if node.op == "call_function" and node.target is getattr:
+        return node.args[1] in ("shape", "ndim", "dtype", "device")
+    return node.op == "call_method" and node.target in ("size", "dim")
+
+
+def _enclosing_scopes(scope: str) -> list[str]:
+    """A module path and its ancestors, innermost first, without the root (the model as a whole)."""
+    parts = scope.split(".") if scope else []
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
 def _only_into_attention(down: fx.Node, scope: str) -> bool:
     """Whether every path from ``down`` meets an attention product before it leaves module ``scope``."""
     pending, seen = list(down.users), set()
@@ -375,8 +388,8 @@ def _only_into_attention(down: fx.Node, scope: str) -> bool:
         if node in seen:
             continue
         seen.add(node)
-        if node.op in ("call_method", "call_function") and _is_attention(node.target):
-            continue
+        if node.op in ("call_method", "call_function") and _is_attention(node.target) or _reads_metadata(node):
+            continue  # the attention product (or only a size read off the tensor): this path ends here
         if node.op == "output" or not (_module_path(node) + ".").startswith(scope + "."):
             return False
         pending.extend(node.users)

@@ -11,6 +11,7 @@ Two user-extendable registries, plain dicts whose keys are classes, functions or
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,11 +41,15 @@ LEAF_MODULES: dict[type | str, str] = {
     "torchvision.ops.drop_block.DropBlock2d": _MODE_AT_CALL_TIME,
 }
 
-# Keys: a function object, autowrapped wherever a traced forward refers to it by global name.
-LEAF_FUNCTIONS: dict[Callable[..., Any], str] = {
+# Keys: a function object, or "package.module.function" for optional packages (used once imported);
+# autowrapped wherever a traced forward refers to it by global name.
+_CASTS_A_SIZE = "casts a size to a Python number (int(proxy) fails under fx); as a leaf it runs on the real size"
+LEAF_FUNCTIONS: dict[Callable[..., Any] | str, str] = {
     ops.indexed_pool: "indexnas IP operator: one readable node per IndexNet pooling",
     ops.indexed_upsample: "indexnas IU operator: its size argument is read from a tensor",
     ops.max_index_weighted: "a skip weighted by a max pool's index map: the rewrite re-weights it by I_enc",
+    "transformers.utils.generic.torch_int": _CASTS_A_SIZE,  # HF position-embedding interpolation (DPT, ViT)
+    "transformers.utils.generic.torch_float": _CASTS_A_SIZE,
 }
 
 
@@ -116,9 +121,17 @@ def hides_resampling(module: nn.Module) -> bool:
 
 
 def leaf_functions() -> tuple[Callable[..., Any], ...]:
-    """Every function to autowrap: ours plus timm's notrace functions."""
+    """Every function to autowrap: ours (dotted names of modules already imported) plus timm's notrace functions."""
     _, timm_functions = _timm_notrace()
-    return tuple(dict.fromkeys([*LEAF_FUNCTIONS, *timm_functions]))
+    functions = [key if callable(key) else _imported(key) for key in LEAF_FUNCTIONS]
+    return tuple(dict.fromkeys(f for f in [*functions, *timm_functions] if f is not None))
+
+
+def _imported(dotted: str) -> Callable[..., Any] | None:
+    """The function a dotted name refers to if its module is imported (a model using it imported it)."""
+    module, _, name = dotted.rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    return found if callable(found) else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -553,11 +553,12 @@ def _output_shapes(gm: torch.fx.GraphModule) -> list[torch.Size]:
     """The output tensor shapes shape propagation recorded on an analysed graph (before rewriting)."""
     from torch.utils._pytree import tree_flatten
 
-    from indexnas.surgery.detect import tensor_meta
+    from torch.fx.passes.shape_prop import TensorMetadata
 
     output = next(n for n in gm.graph.nodes if n.op == "output")
-    leaves = tree_flatten(output.args[0])[0]
-    return [tensor_meta(n).shape for n in leaves if isinstance(n, torch.fx.Node) and tensor_meta(n) is not None]
+    leaves = [n.meta.get("tensor_meta") for n in tree_flatten(output.args[0])[0] if isinstance(n, torch.fx.Node)]
+    metas = tree_flatten(leaves, is_leaf=lambda m: isinstance(m, TensorMetadata))[0]
+    return [m.shape for m in metas if isinstance(m, TensorMetadata)]
 
 
 def _check_outputs(gm: torch.fx.GraphModule, want: list[torch.Size], inputs: tuple[Tensor, ...]) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import builtins
 import contextlib
 import difflib
+import inspect
 import operator
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 import torch.fx
 import torch.fx._symbolic_trace as fx_symbolic_trace
+import torch.utils._pytree
 from torch import Tensor, nn
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils._pytree import tree_flatten
@@ -50,6 +52,27 @@ class SurgeryTracer(torch.fx.Tracer):
         self.forced_leaves: set[type] = set()  # timm notrace classes that failed to trace through
         self.guards: list[Guard] = []
         self._interpreter: torch.fx.Interpreter | None = None
+
+    def create_args_for_root(self, root_fn: Any, is_module: bool, concrete_args: Any = None) -> tuple[Any, list[Any]]:
+        """One graph input per example input; every other parameter of the root forward keeps its
+        default. HuggingFace forwards take optional keyword arguments (``labels``,
+        ``output_hidden_states``, ``return_dict``) and are wrapped in ``*args, **kwargs`` decorators:
+        as graph inputs those would be Proxies that the decorators and the model branch on."""
+        if self.example_inputs is None or not is_module or concrete_args is not None:
+            return super().create_args_for_root(root_fn, is_module, concrete_args)
+        signature = inspect.signature(inspect.unwrap(root_fn))
+        names = [p.name for p in list(signature.parameters.values())[1:]
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        names += [f"input_{i}" for i in range(len(names), len(self.example_inputs))]
+        inputs = [self.create_proxy("placeholder", name, (), {}) for name in names[: len(self.example_inputs)]]
+        return root_fn, [self.root, *inputs]
+
+    def create_arg(self, a: Any) -> Any:
+        """A mapping of another class than dict (HuggingFace's ModelOutput with ``.logits``) is rebuilt as that
+        class in the graph, so the traced model returns what the model returned; fx would make it a dict."""
+        if isinstance(a, Mapping) and type(a) is not dict and _rebuildable(type(a)):
+            return self.create_node("call_function", type(a), (), {k: self.create_arg(v) for k, v in a.items()})
+        return super().create_arg(a)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if type(m) in self.forced_leaves or registry.leaf_reason(m) is not None:
@@ -113,6 +136,11 @@ class SurgeryTracer(torch.fx.Tracer):
                 if node is target:
                     break
         return interpreter.env[target]
+
+
+def _rebuildable(cls: type) -> bool:
+    """A mapping class registered as a pytree node (HuggingFace registers every ModelOutput): built from keywords."""
+    return cls in torch.utils._pytree.SUPPORTED_NODES
 
 
 @contextlib.contextmanager

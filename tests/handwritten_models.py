@@ -8,7 +8,10 @@ squeeze-and-excitation gates, channels-last blocks, pixel (un)shuffle, ASPP imag
 
 from __future__ import annotations
 
+import functools
+
 import torch
+import torch.utils._pytree
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -387,3 +390,50 @@ class PaddedStrideUNet(nn.Module):
         s2 = self.down2(F.pad(s1, (0, 1, 0, 1)))
         s1 = s1 + F.interpolate(s2, size=s1.shape[-2:])
         return self.head(s0 + F.interpolate(s1, size=s0.shape[-2:]))
+
+
+class SegmenterOutput(dict):
+    """A HuggingFace-style output: a mapping whose fields read as attributes (``out.logits``)."""
+
+    def __init__(self, logits: Tensor, hidden_states: tuple[Tensor, ...] | None = None) -> None:
+        super().__init__(logits=logits, **({} if hidden_states is None else {"hidden_states": hidden_states}))
+
+    def __getattr__(self, name: str) -> Tensor:
+        return self[name]
+
+
+torch.utils._pytree.register_pytree_node(
+    SegmenterOutput,
+    lambda out: (list(out.values()), list(out)),
+    lambda values, keys: SegmenterOutput(**dict(zip(keys, values))),
+)
+
+
+def returns_tuple_on_request(forward):
+    """A HuggingFace-style decorator: ``forward(self, *args, **kwargs)``, tuple output when asked."""
+
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        return_dict = kwargs.pop("return_dict", None)
+        output = forward(self, *args, **kwargs)
+        return tuple(output.values()) if return_dict is False else output
+
+    return wrapper
+
+
+class ConfigSegmenter(nn.Module):
+    """A model as HuggingFace writes them: optional keyword inputs, a decorated forward, a mapping output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.mid = conv_bn_relu(3, 8, 2), conv_bn_relu(8, 8)
+        self.classifier = nn.Conv2d(8, 2, 1)
+
+    @returns_tuple_on_request
+    def forward(self, pixel_values: Tensor, labels: Tensor | None = None, output_hidden_states: bool | None = None,
+                **kwargs: object) -> SegmenterOutput:
+        hidden = self.mid(self.down(pixel_values))
+        logits = F.interpolate(self.classifier(hidden), scale_factor=2.0, mode="bilinear", align_corners=False)
+        if labels is not None:
+            raise ValueError("this test model computes no loss")
+        return SegmenterOutput(logits, (hidden,) if output_hidden_states else None)

@@ -80,3 +80,14 @@ def test_a_choice_no_pair_takes_in_one_mode_names_the_modes_that_take_it() -> No
     with pytest.raises(UserError, match="no pair can take holistic in pool mode") as refused:
         insert_indexnet(hw.PaddedStrideUNet().eval(), torch.randn(1, 3, 32, 32), "holistic", "pool", flops=False)
     assert refused.value.fix == "use --mode stride or --mode decoder, where holistic applies"
+
+
+def test_a_huggingface_style_model_traces_with_defaults_for_optional_inputs_and_keeps_its_output_class() -> None:
+    model = hw.ConfigSegmenter().eval()
+    x = torch.randn(1, 3, 32, 32)
+    gm, report = analyze(model, x)
+    assert [n.target for n in gm.graph.nodes if n.op == "placeholder"] == ["pixel_values"]
+    assert _pairing(report) == {"interpolate": ("down.0",)}
+    rewritten, _ = insert_indexnet(model, x, "holistic", "stride", flops=False)
+    out = rewritten(torch.randn(2, 3, 40, 40))
+    assert isinstance(out, hw.SegmenterOutput) and out.logits.shape == (2, 2, 40, 40)
