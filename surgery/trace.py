@@ -13,6 +13,7 @@ import builtins
 import contextlib
 import difflib
 import inspect
+import io
 import operator
 import traceback
 from collections import Counter
@@ -342,17 +343,22 @@ def _name_nodes(gm: torch.fx.GraphModule) -> None:
 
 def other_sizes(inputs: tuple[Tensor, ...]) -> list[tuple[Tensor, ...]]:
     """Inputs at other spatial sizes to check a graph at, cheapest first: smaller by the largest
-    multiple of 32 up to half the size (keeping at least 64), then 32 larger. Steps of 32 keep
-    divisibility and parity, which size guards (``if h % 2``) and smp's checks depend on."""
+    multiple of 32 up to half the size (keeping at least 64), then 32 larger (steps of 32 keep the
+    divisibility and parity that size guards such as ``if h % 2`` and smp's checks depend on);
+    then steps of the example's own divisibility (its largest power-of-two factor, times 7 when 7
+    divides it: window sizes of Swin-style models), for models that need more than 32."""
     if not all(isinstance(x, Tensor) and x.dim() == 4 for x in inputs):
         return []
     generator = torch.Generator().manual_seed(0)
     side = min(min(x.shape[2:]) for x in inputs)
     shrink = 32 * max(1, (side // 2) // 32)
-    deltas = ([-shrink] if side - shrink >= 64 else []) + [32]
+    unit = (side & -side) * (7 if side % 7 == 0 else 1)
+    deltas = ([-shrink] if side - shrink >= 64 else []) + [32, unit]
+    if side - unit >= max(32, side // 2):
+        deltas.append(-unit)
     return [
         tuple(torch.randn(*x.shape[:2], x.shape[2] + d, x.shape[3] + d, generator=generator).to(x) for x in inputs)
-        for d in deltas
+        for d in dict.fromkeys(deltas)
     ]
 
 
@@ -360,31 +366,58 @@ def propagate_and_check(model: nn.Module, gm: torch.fx.GraphModule, inputs: tupl
     """Record every node's output shape (``node.meta['tensor_meta']``) and check the graph against eager
     at the example size and at one other size the model accepts.
 
-    Raises UserError when the traced graph disagrees with the eager model; returns warnings
-    (e.g. no second size could be checked because the model rejects them).
+    Raises UserError when the traced graph disagrees with the eager model, or runs at no other size
+    the eager model runs at; returns warnings (e.g. no second size could be checked because the
+    model rejects them).
     """
     with eval_mode(model):
-        try:
-            expected = model(*inputs)
-        except Exception as error:
-            shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
-            raise UserError(
-                f"{type(model).__name__} fails on the example input {shapes} itself: {type(error).__name__}: {error!s:.200}",
-                "pass an input the model accepts: the channels it expects, and a size it can take (--size); "
-                "a model file's factory can return (model, example_input)",
-            ) from error
+        expected = _eager_output(model, inputs)
         got = ShapeProp(gm).propagate(*inputs)
         _compare(model, expected, got, inputs)
-        rejected = []
+        rejected: list[str] = []
+        graph_failures: list[str] = []
         for other in other_sizes(inputs):
             try:
                 expected = model(*other)
             except Exception as error:  # the model itself rejects this size: try the next
                 rejected.append(f"{tuple(other[0].shape)} ({type(error).__name__}: {error!s:.100})")
                 continue
-            _compare(model, expected, gm(*other), other)
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):  # fx prints the failing generated code there
+                    got = gm(*other)
+            except Exception as error:  # sizes baked into the graph: another size may still agree
+                graph_failures.append(f"{tuple(other[0].shape)} ({type(error).__name__}: {error!s:.160})")
+                continue
+            _compare(model, expected, got, other)
             return []
+    if graph_failures:
+        raise _size_specialised(model, gm, graph_failures)
     return [f"the graph was checked at the example size only: the eager model rejects {'; '.join(rejected)}"] if rejected else []
+
+
+def _eager_output(model: nn.Module, inputs: tuple[Tensor, ...]) -> Any:
+    try:
+        return model(*inputs)
+    except Exception as error:
+        shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
+        raise UserError(
+            f"{type(model).__name__} fails on the example input {shapes} itself: {type(error).__name__}: {error!s:.200}",
+            "pass an input the model accepts: the channels it expects, and a size it can take (--size); "
+            "a model file's factory can return (model, example_input)",
+        ) from error
+
+
+def _size_specialised(model: nn.Module, gm: torch.fx.GraphModule, failures: list[str]) -> UserError:
+    """The error for a graph that runs only at the example size although the model runs at others."""
+    guards = [g for g in gm.meta.get("indexnas_guards", []) if g.spatial]
+    where = f" (Python conditions on the input size, e.g. in {guards[0].module or 'forward'})" if guards else ""
+    return UserError(
+        f"the traced graph of {type(model).__name__} runs only at the example size{where}: the eager model runs "
+        f"at {'; '.join(failures)} but the graph fails there",
+        "pass an example input of the size you will train at, a multiple of the model's window/patch sizes "
+        "(--size); or mark the module that reads the size a leaf with "
+        "indexnas.surgery.registry.register_leaf_module(Class, reason)",
+    )
 
 
 def _compare(model: nn.Module, expected: Any, got: Any, inputs: tuple[Tensor, ...]) -> None:

@@ -437,3 +437,34 @@ class ConfigSegmenter(nn.Module):
         if labels is not None:
             raise ValueError("this test model computes no loss")
         return SegmenterOutput(logits, (hidden,) if output_hidden_states else None)
+
+
+class WindowPadded(nn.Module):
+    """Swin-style windows: pads to a multiple of the window only when needed (a Python condition on the
+    size), mixes inside each window, crops back. Traced at a multiple of the window, the graph holds
+    for multiples of the window only."""
+
+    def __init__(self, window: int = 64) -> None:
+        super().__init__()
+        self.window = window
+        self.stem, self.down = conv_bn_relu(3, 8), conv_bn_relu(8, 8, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        b, c, h, w = x.shape
+        if h % self.window or w % self.window:
+            x = F.pad(x, (0, -w % self.window, 0, -h % self.window))
+        hp, wp = x.shape[-2:]
+        windows = x.view(b, c, hp // self.window, self.window, wp // self.window, self.window)
+        x = (x + windows.mean((3, 5), keepdim=True).expand_as(windows).reshape(b, c, hp, wp))[..., :h, :w]
+        return F.interpolate(self.down(x), size=(h, w))
+
+
+class ExampleSizeOnly(nn.Module):
+    """Takes another path at the size it was written for: its graph runs at that size only."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        if h == 64 and w == 64:
+            return x.view(b, c, 64 * 64).mean(-1)
+        return x.flatten(2).mean(-1)

@@ -91,3 +91,16 @@ def test_a_huggingface_style_model_traces_with_defaults_for_optional_inputs_and_
     rewritten, _ = insert_indexnet(model, x, "holistic", "stride", flops=False)
     out = rewritten(torch.randn(2, 3, 40, 40))
     assert isinstance(out, hw.SegmenterOutput) and out.logits.shape == (2, 2, 40, 40)
+
+
+def test_a_graph_baked_for_multiples_of_a_window_is_checked_at_a_size_of_the_same_divisibility() -> None:
+    model = hw.WindowPadded().eval()
+    gm, report = analyze(model, torch.randn(1, 3, 64, 64))  # 96 fails in the graph; 128 agrees with eager
+    assert not any("example size only" in w for w in report.warnings)
+    assert [t.name for t in report.transitions] == ["down.0"]
+
+
+def test_a_graph_that_runs_only_at_the_example_size_is_a_user_error_with_the_reason() -> None:
+    with pytest.raises(UserError, match="the traced graph of ExampleSizeOnly runs only at the example size") as err:
+        analyze(hw.ExampleSizeOnly().eval(), torch.randn(1, 3, 64, 64))
+    assert "the eager model runs at (1, 3, 96, 96)" in str(err.value) and "register_leaf_module" in err.value.fix
