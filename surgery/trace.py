@@ -81,6 +81,8 @@ class SurgeryTracer(torch.fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not self._installed(m):  # made inside a forward (MONAI's ``get_pool_layer(...)(x)``): record its ops
+            return forward(*args, **kwargs)
         try:
             return super().call_module(m, forward, args, kwargs)
         except Exception as error:
@@ -90,15 +92,35 @@ class SurgeryTracer(torch.fx.Tracer):
             error._indexnas_stack.append(m)  # type: ignore[attr-defined]  # innermost first
             raise
 
+    def _installed(self, m: nn.Module) -> bool:
+        try:
+            self.path_of_module(m)
+        except NameError:
+            return False
+        return True
+
+    def to_int(self, obj: torch.fx.Proxy) -> int:
+        """``int()`` of a traced size (``int(x.shape[1])``): the example's value, recorded as a guard
+        (flagged when it is a spatial size: the graph then holds only for that size)."""
+        reads = _shape_reads(obj.node) if self.example_inputs is not None else None
+        if not reads:
+            raise TypeError("int() of a traced tensor value is not supported in symbolic tracing")
+        value = int(self._evaluate(obj.node))
+        self._record_guard(obj, reads, value)
+        return value
+
     def to_bool(self, obj: torch.fx.Proxy) -> bool:
         reads = _shape_reads(obj.node)
         if self.example_inputs is None or reads is None:
             return super().to_bool(obj)  # raises: control flow on tensor values
         value = bool(self._evaluate(obj.node))
+        self._record_guard(obj, reads, value)
+        return value
+
+    def _record_guard(self, obj: torch.fx.Proxy, reads: list[tuple[torch.fx.Node, int | None]], value: object) -> None:
         dims = {self._dim(node, index) for node, index in reads}
         scope = next(reversed(self.module_stack), "") if self.module_stack else ""
         self.guards.append(Guard(scope, obj.node.format_node(), value, spatial=not dims <= {0, 1}))
-        return value
 
     def iter(self, obj: torch.fx.Proxy) -> Iterator[Any]:
         """Iterating a traced shape (``for d in x.shape[2:]``): its length is the example's rank."""
@@ -162,7 +184,7 @@ class Guard:
 
     module: str  # qualified name of the module whose forward asked
     condition: str  # the fx node that computes it
-    value: bool
+    value: object  # the answer given: a bool (a condition) or an int (``int(size)``)
     spatial: bool  # reads H or W: the graph is specialised to the example's size
 
 

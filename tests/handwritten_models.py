@@ -468,3 +468,21 @@ class ExampleSizeOnly(nn.Module):
         if h == 64 and w == 64:
             return x.view(b, c, 64 * 64).mean(-1)
         return x.flatten(2).mean(-1)
+
+
+class ZeroPadShortcut(nn.Module):
+    """MONAI-style code: a pooling module made inside forward, a zero-padded shortcut sized from the
+    traced shape, ``torch.as_tensor`` around a result and ``int()`` of a channel count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.body = conv_bn_relu(3, 8), conv_bn_relu(8, 16, 2)
+        self.head = nn.Conv2d(16, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        short = nn.AvgPool2d(kernel_size=1, stride=2)(x)
+        zeros = torch.zeros(short.size(0), 16 - short.size(1), *short.shape[2:], dtype=short.dtype, device=short.device)
+        y = self.body(x) + torch.as_tensor(torch.cat([short, zeros], dim=1))
+        y = F.layer_norm(y.permute(0, 2, 3, 1), [int(y.shape[1])]).permute(0, 3, 1, 2)
+        return F.interpolate(self.head(y), scale_factor=2.0)

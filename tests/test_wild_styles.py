@@ -104,3 +104,15 @@ def test_a_graph_that_runs_only_at_the_example_size_is_a_user_error_with_the_rea
     with pytest.raises(UserError, match="the traced graph of ExampleSizeOnly runs only at the example size") as err:
         analyze(hw.ExampleSizeOnly().eval(), torch.randn(1, 3, 64, 64))
     assert "the eager model runs at (1, 3, 96, 96)" in str(err.value) and "register_leaf_module" in err.value.fix
+
+
+def test_modules_made_in_forward_traced_sizes_as_tensor_and_int_of_a_channel_count_trace() -> None:
+    model = hw.ZeroPadShortcut().eval()
+    torch_functions = (torch.zeros, torch.as_tensor, torch.jit.is_tracing)
+    gm, report = analyze(model, torch.randn(1, 3, 32, 32))
+    assert (torch.zeros, torch.as_tensor, torch.jit.is_tracing) == torch_functions  # restored after tracing
+    (transition,) = report.transitions  # the strided conv and its shortcut pool: one transition
+    assert sorted(d.target for d in transition.downs) == ["avg_pool2d", "body.0"]
+    assert len(report.pairs) == 1 and report.pairs[0].up.target == "interpolate"
+    x = torch.randn(2, 3, 40, 40)
+    torch.testing.assert_close(gm(x), model(x))
