@@ -136,29 +136,44 @@ _ARITHMETIC = {operator.floordiv, operator.mul, operator.truediv, operator.add, 
 def _spatial_read(size: object, layouts: dict[fx.Node, Layout]) -> tuple[fx.Node, int] | None:
     """(image, 2 or 3) when a size argument is an image's H or W (``x.shape[2]``, ``x.size(3)``,
     ``h // 4`` of one), else None."""
+    read = _dimension_read(_through_arithmetic(size))
+    if read is None:
+        return None
+    tensor, index = read
+    layout = layouts.get(tensor)
+    if layout is None:
+        return None
+    axis = layout[index % len(layout)]
+    return (tensor, axis) if axis in (2, 3) else None
+
+
+def _through_arithmetic(size: object) -> object:
+    """The one traced value a size computed by arithmetic (``h // 4``, ``w * 2``) derives from."""
     while isinstance(size, fx.Node) and size.op == "call_function" and size.target in _ARITHMETIC:
         nodes = [a for a in size.args if isinstance(a, fx.Node)]
         if len(nodes) != 1:
             return None
         size = nodes[0]
+    return size
+
+
+def _dimension_read(size: object) -> tuple[fx.Node, int] | None:
+    """(tensor, dimension) for ``x.size(d)`` or ``x.shape[d]`` / ``x.size()[d]``, else None."""
     if not isinstance(size, fx.Node):
         return None
     if size.op == "call_method" and size.target == "size" and len(size.args) > 1:
         tensor, index = size.args[0], size.args[1]
-    elif size.target is operator.getitem and isinstance(size.args[0], fx.Node):
-        shape, index = size.args
-        is_shape = (shape.target is getattr and shape.args[1] == "shape") or (
-            shape.op == "call_method" and shape.target == "size" and len(shape.args) == 1)
-        if not is_shape:
-            return None
-        tensor = shape.args[0]
+    elif size.target is operator.getitem and isinstance(size.args[0], fx.Node) and _is_shape(size.args[0]):
+        tensor, index = size.args[0].args[0], size.args[1]
     else:
         return None
-    layout = layouts.get(tensor) if isinstance(tensor, fx.Node) else None
-    if layout is None or not isinstance(index, int):
-        return None
-    axis = layout[index % len(layout)]
-    return (tensor, axis) if axis in (2, 3) else None
+    return (tensor, index) if isinstance(tensor, fx.Node) and isinstance(index, int) else None
+
+
+def _is_shape(node: fx.Node) -> bool:
+    """``x.shape`` or ``x.size()``."""
+    return (node.target is getattr and node.args[1] == "shape") or (
+        node.op == "call_method" and node.target == "size" and len(node.args) == 1)
 
 
 def _rank(node: fx.Node) -> int:
@@ -169,44 +184,52 @@ def _rank(node: fx.Node) -> int:
 def _layout(node: fx.Node, layouts: dict[fx.Node, Layout], modules: dict[str, nn.Module]) -> Layout:
     """The node's layout from its input's: followed through permutes, stacks and reductions."""
     rank = _rank(node)
-    if node.op == "placeholder":
-        return NCHW if rank == 4 else None
-    if node.op in ("get_attr", "output") or rank < 0:
+    if node.op in ("placeholder", "get_attr", "output") or rank < 0:
+        return NCHW if node.op == "placeholder" and rank == 4 else None
+    made = _made_image(node, rank, layouts, modules)
+    if made is not False:
+        return made  # type: ignore[return-value]
+    source = next((a for a in node.all_input_nodes if layouts.get(a) is not None), None)
+    if source is None:
         return None
+    return _derived_layout(node, rank, source, layouts[source])  # type: ignore[arg-type]
+
+
+def _made_image(node: fx.Node, rank: int, layouts: dict[fx.Node, Layout], modules: dict[str, nn.Module]) -> Layout | bool:
+    """The layout of a node that makes (or unmakes) an image whatever its input's layout; False otherwise."""
     if node.op == "call_module" and isinstance(modules.get(node.target), _IMAGE_MODULES) and rank == 4:
         return NCHW  # a convolution makes an image even from a tensor reshaped back from tokens
     if _several_outputs(node, modules):
         return None  # a leaf returning a list of features is not one image (its elements are)
     if node.target is operator.getitem and rank == 4 and _several_outputs(node.args[0], modules):
         return NCHW if any(layouts.get(a) == NCHW for a in node.args[0].all_input_nodes) else None
-    source = next((a for a in node.all_input_nodes if layouts.get(a) is not None), None)
-    inherited = layouts.get(source) if source is not None else None
-    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
-    if rank == 4 and (name in _RESHAPES or node.target in _RESHAPE_FUNCTIONS) and _reshaped_back(node, layouts):
+    if rank == 4 and _is_reshape(node) and _reshaped_back(node, layouts):
         return NCHW
-    if inherited is None:
-        return None
-    layout: Layout = None
+    return False
+
+
+def _derived_layout(node: fx.Node, rank: int, source: fx.Node, inherited: tuple[int, ...]) -> Layout:
+    """The layout an op gives its input's (``inherited``): permuted, an axis added or removed, or kept."""
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
     if name in ("permute", "transpose"):
-        layout = _permuted(node, inherited)
-    elif name in ("stack", "unsqueeze"):  # a new axis
+        return _permuted(node, inherited)
+    if name in ("stack", "unsqueeze"):  # a new axis
         dim = _dim_arg(node, 1)
-        if dim is not None:
-            dim %= rank
-            layout = (*inherited[:dim], OTHER, *inherited[dim:])
-    elif name in _REDUCTIONS or name == "squeeze":  # an axis removed (only a non-image one)
-        dim = _dim_arg(node, 1)
-        if dim is not None and not node.kwargs.get("keepdim", False) and len(inherited) == rank + 1:
-            dim %= len(inherited)
-            layout = (*inherited[:dim], *inherited[dim + 1 :]) if inherited[dim] == OTHER else None
-        elif len(inherited) == rank:
-            layout = inherited
-    elif name in _RESHAPES or node.target in _RESHAPE_FUNCTIONS:
-        same = tensor_meta(source).shape == tensor_meta(node).shape
-        layout = inherited if same else None
-    elif len(inherited) == rank:  # elementwise and other rank-preserving ops
-        layout = inherited
-    return layout
+        return None if dim is None else (*inherited[: dim % rank], OTHER, *inherited[dim % rank :])
+    if name in _REDUCTIONS or name == "squeeze":
+        return _reduced(node, rank, inherited)
+    if _is_reshape(node):
+        return inherited if tensor_meta(source).shape == tensor_meta(node).shape else None
+    return inherited if len(inherited) == rank else None  # elementwise and other rank-preserving ops
+
+
+def _reduced(node: fx.Node, rank: int, inherited: tuple[int, ...]) -> Layout:
+    """After a reduction or squeeze: an axis removed (only a non-image one), or the layout kept."""
+    dim = _dim_arg(node, 1)
+    if dim is not None and not node.kwargs.get("keepdim", False) and len(inherited) == rank + 1:
+        dim %= len(inherited)
+        return (*inherited[:dim], *inherited[dim + 1 :]) if inherited[dim] == OTHER else None
+    return inherited if len(inherited) == rank else None
 
 
 def _several_outputs(node: fx.Node, modules: dict[str, nn.Module]) -> bool:

@@ -513,26 +513,7 @@ def rewrite_analyzed(
         tagged = {n.name: n.meta[SITE] for n in gm.graph.nodes if SITE in n.meta}
         for node, value in cost.node_flops(gm, inputs, tagged).items():
             site_flops[tagged[node]] = site_flops.get(tagged[node], 0) + value
-    rows, counted, modelwise_counted = [], set(), False
-    for pair in report.pairs:
-        opts, spec = options[pair.name], chosen[pair.name]
-        row = _row(pair, opts, spec, mode)
-        if not spec.keep:
-            tags = [f"pair:{pair.name}"]
-            for t in pair.transitions:
-                if t.name in counted:
-                    continue
-                counted.add(t.name)
-                tags.append(f"transition:{t.name}")
-                target = rewriter.index_targets[t.name]
-                if target.endswith(".modelwise"):
-                    if modelwise_counted:
-                        continue
-                    modelwise_counted = True
-                row.params_added += cost.count_parameters(gm.get_submodule(target))
-            if flops:
-                row.flops_added = sum(site_flops.get(tag, 0) - given_back.get(tag, 0) for tag in tags)
-        rows.append(row)
+    rows = _rows(gm, report, the_plan, rewriter, site_flops if flops else None, given_back)
     result = RewriteReport(
         mode=mode,
         channel_fit=channel_fit,
@@ -547,6 +528,32 @@ def rewrite_analyzed(
         notes=list(report.warnings),
     )
     return gm, result
+
+
+def _rows(gm: torch.fx.GraphModule, report: PairReport, the_plan: Plan, rewriter: _Rewriter,
+          site_flops: dict[str, int] | None, given_back: dict[str, int]) -> list[PairRow]:
+    """One row per pair; each index module's parameters and each site's FLOPs counted at the first pair using it."""
+    rows, counted, modelwise_counted = [], set(), False
+    for pair in report.pairs:
+        opts, spec = the_plan.options[pair.name], the_plan.chosen[pair.name]
+        row = _row(pair, opts, spec, the_plan.mode)
+        if not spec.keep:
+            tags = [f"pair:{pair.name}"]
+            for t in pair.transitions:
+                if t.name in counted:
+                    continue
+                counted.add(t.name)
+                tags.append(f"transition:{t.name}")
+                target = rewriter.index_targets[t.name]
+                if target.endswith(".modelwise"):
+                    if modelwise_counted:
+                        continue
+                    modelwise_counted = True
+                row.params_added += cost.count_parameters(gm.get_submodule(target))
+            if site_flops is not None:
+                row.flops_added = sum(site_flops.get(tag, 0) - given_back.get(tag, 0) for tag in tags)
+        rows.append(row)
+    return rows
 
 
 def _output_shapes(gm: torch.fx.GraphModule) -> list[torch.Size]:

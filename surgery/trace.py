@@ -202,29 +202,39 @@ def _shape_reads(node: torch.fx.Node) -> list[tuple[torch.fx.Node, int | None]] 
         if current in seen:
             continue
         seen.add(current)
-        if current.op == "call_function" and current.target is getattr and current.args[1] in _SHAPE_ATTRS:
-            shape_of = current.args[0]
-            if current.args[1] == "ndim":
-                continue
-            indices = [u.args[1] for u in current.users if u.target is operator.getitem]
-            if indices and all(isinstance(i, int) for i in indices) and len(indices) == len(current.users):
-                reads.extend((current, i) for i in indices)
-            else:
-                reads.append((shape_of, None))
-            continue
-        if current.op == "call_method" and current.target in _SHAPE_METHODS:
-            if current.target == "size":
-                dim = current.args[1] if len(current.args) > 1 else current.kwargs.get("dim")
-                reads.append((current.args[0], dim if isinstance(dim, int) else None))
-            continue
-        if current.op == "call_function" and getattr(current.target, "__module__", None) in ("_operator", "operator"):
+        direct = _direct_reads(current)
+        if direct is not None:
+            reads.extend(direct)
+        elif _combines_sizes(current):
             pending.extend(current.all_input_nodes)
-            continue
-        if current.op == "call_function" and current.target in (builtins.len, builtins.min, builtins.max):
-            pending.extend(current.all_input_nodes)
-            continue
-        return None  # a tensor value, a placeholder or a module output: not a shape
+        else:
+            return None  # a tensor value, a placeholder or a module output: not a shape
     return reads
+
+
+def _direct_reads(node: torch.fx.Node) -> list[tuple[torch.fx.Node, int | None]] | None:
+    """What ``x.shape`` / ``x.ndim`` / ``x.size(d)`` / ``x.dim()`` reads; None for any other node."""
+    if node.op == "call_function" and node.target is getattr and node.args[1] in _SHAPE_ATTRS:
+        if node.args[1] == "ndim":
+            return []
+        indices = [u.args[1] for u in node.users if u.target is operator.getitem]
+        if indices and all(isinstance(i, int) for i in indices) and len(indices) == len(node.users):
+            return [(node, i) for i in indices]
+        return [(node.args[0], None)]
+    if node.op == "call_method" and node.target in _SHAPE_METHODS:
+        if node.target != "size":
+            return []
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        return [(node.args[0], dim if isinstance(dim, int) else None)]
+    return None
+
+
+def _combines_sizes(node: torch.fx.Node) -> bool:
+    """Arithmetic, comparisons, indexing, len/min/max: ops through which a condition still reads only sizes."""
+    if node.op != "call_function":
+        return False
+    return getattr(node.target, "__module__", None) in ("_operator", "operator") or node.target in (
+        builtins.len, builtins.min, builtins.max)
 
 
 def trace(model: nn.Module, example_inputs: tuple[Tensor, ...] | None = None) -> torch.fx.GraphModule:
