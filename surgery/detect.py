@@ -97,7 +97,9 @@ def follow_layouts(gm: fx.GraphModule) -> Shapes:
     for node in gm.graph.nodes:
         sized = _sized_from_image(node, shapes.layouts)
         if sized is not None:
-            shapes.layouts[node], shapes.read_from[node] = sized
+            shapes.layouts[node], image = sized
+            if _rearranges(node, image) or shapes.spatial_size(image) == shapes.spatial_size(node):
+                shapes.read_from[node] = image
         else:
             shapes.layouts[node] = _layout(node, shapes.layouts, modules)
     return shapes
@@ -128,6 +130,25 @@ def _sized_from_image(node: fx.Node, layouts: dict[fx.Node, Layout]) -> tuple[La
         return None
     others = iter((0, 1))
     return tuple(a if a is not None else next(others) for a in axes), images.pop()
+
+
+_REARRANGEMENTS = {*_RESHAPES, "permute", "transpose", "contiguous"}
+
+
+def _rearranges(node: fx.Node, image: fx.Node, steps: int = 6) -> bool:
+    """Whether a view only rearranges ``image``'s elements (space-to-depth by view/permute), not the
+    tokens of some other tensor sized from it (Twins' grid ``(H // 4, W // 4)`` of a conv's tokens)."""
+    current = node
+    for _ in range(steps):
+        name = current.target if current.op == "call_method" else getattr(current.target, "__name__", "")
+        if current.op not in ("call_method", "call_function") or name not in _REARRANGEMENTS:
+            return False
+        current = current.args[0]
+        if current is image:
+            return True
+        if not isinstance(current, fx.Node):
+            return False
+    return False
 
 
 _ARITHMETIC = {operator.floordiv, operator.mul, operator.truediv, operator.add, operator.sub}

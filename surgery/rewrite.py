@@ -428,9 +428,16 @@ def plan(gm: torch.fx.GraphModule, report: PairReport, choice: object, mode: str
     options = compat.pair_options(gm, report, compat.check_mode(mode), channel_fit)
     chosen = compat.resolve(options, choice)
     if not isinstance(choice, dict) and not IndexSpec.parse(choice).keep and all(s.keep for s in chosen.values()):  # type: ignore[arg-type]
-        reasons = "; ".join(f"{n}: {o.reason}" for n, o in options.items()) or "the model has no down/up pairs"
+        reasons = "; ".join(f"{n}: {o.reason}" for n, o in options.items()) or _why_no_pairs(report)
         raise UserError(f"no pair can take {choice!s} in {mode} mode ({reasons})", _other_modes_fix(gm, report, choice, mode, channel_fit))
     return Plan(mode, channel_fit, options, chosen)
+
+
+def _why_no_pairs(report: PairReport) -> str:
+    if not report.unpaired:
+        return "the model has no upsampling"
+    reasons = dict.fromkeys(f"{u.up.target}: {u.reason}" for u in report.unpaired[:3])
+    return f"none of its {len(report.unpaired)} ups pairs with a down: " + "; ".join(reasons)
 
 
 def _other_modes_fix(gm: torch.fx.GraphModule, report: PairReport, choice: object, mode: str, channel_fit: str) -> str:

@@ -329,14 +329,18 @@ class TokenAttention(nn.Module):
 class TokenStage(nn.Module):
     """Overlapping patch embedding (stride-2 conv, channels-last), tokens, attention, back to a map."""
 
-    def __init__(self, cin: int, dim: int, stride: int, reduction: int) -> None:
+    def __init__(self, cin: int, dim: int, stride: int, reduction: int, grid_from_input: bool = False) -> None:
         super().__init__()
         self.embed = nn.Conv2d(cin, dim, 2 * stride - 1, stride, stride - 1)
         self.norm, self.attn = nn.LayerNorm(dim), TokenAttention(dim, reduction)
+        self.stride, self.grid_from_input = stride, grid_from_input
 
     def forward(self, x: Tensor) -> Tensor:
+        grid = (x.shape[2] // self.stride, x.shape[3] // self.stride)  # Twins computes the grid from its input
         x = self.norm(self.embed(x).permute(0, 2, 3, 1))
         batch, height, width, dim = x.shape
+        if self.grid_from_input:
+            height, width = grid
         tokens = x.reshape(batch, -1, dim)
         tokens = tokens + self.attn(tokens, height, width)
         return tokens.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
@@ -347,7 +351,8 @@ class TokenPyramid(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stage1, self.stage2, self.stage3 = TokenStage(3, 8, 2, 4), TokenStage(8, 8, 2, 2), TokenStage(8, 8, 2, 1)
+        self.stage1, self.stage3 = TokenStage(3, 8, 2, 4), TokenStage(8, 8, 2, 1)
+        self.stage2 = TokenStage(8, 8, 2, 2, grid_from_input=True)
         self.head = nn.Conv2d(8, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
