@@ -4,7 +4,8 @@ Why each answer is needed (the code that asks is in the user's model, so it cann
 
 - ``torch.jit.is_tracing()``: segmentation_models_pytorch's ``SegmentationModel.check_input_shape``
   runs ``if h % output_stride != 0`` on the input size unless tracing; on an fx Proxy that ``if``
-  fails ("symbolically traced variables cannot be used as inputs to control flow").
+  fails ("symbolically traced variables cannot be used as inputs to control flow"). Code of the
+  ``transformers`` package gets torch's own answer (see ``_asked_by_transformers``).
 - ``torch.compiler.is_compiling()``: the same kind of guard written the compiler's way: smp's
   ``is_torch_compiling`` and HuggingFace's ``is_torchdynamo_compiling`` skip Python checks on
   tensor values (mask and size checks) when it is true.
@@ -34,6 +35,7 @@ installed they answer "tracing" only in a thread inside such a block: another th
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -51,6 +53,14 @@ def _tracing_here() -> bool:
     return getattr(_state, "depth", 0) > 0
 
 
+def _asked_by_transformers() -> bool:
+    """HuggingFace's ``torch.jit.is_tracing()`` branches turn sizes into tensors
+    (``torch_int(torch.ceil(h / p))``): right under torch.jit.trace, where sizes are tensors, wrong in
+    an fx graph, which runs on Python ints. Its checks on tensor values use ``is_compiling`` instead."""
+    caller = sys._getframe(2).f_globals.get("__name__", "")
+    return caller.startswith("transformers.")
+
+
 def _install() -> None:
     global _originals
     _originals = (torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance, torch.as_tensor,
@@ -58,7 +68,9 @@ def _install() -> None:
     is_tracing, is_compiling, jit_isinstance, as_tensor, proxy_len = _originals[:5]
 
     def tracing_is_tracing(*args: Any, **kwargs: Any) -> bool:
-        return True if _tracing_here() else is_tracing(*args, **kwargs)
+        if _tracing_here() and not _asked_by_transformers():
+            return True
+        return is_tracing(*args, **kwargs)
 
     def tracing_is_compiling(*args: Any, **kwargs: Any) -> bool:
         return True if _tracing_here() else is_compiling(*args, **kwargs)

@@ -127,6 +127,12 @@ def leaf_functions() -> tuple[Callable[..., Any], ...]:
     return tuple(dict.fromkeys(f for f in [*functions, *timm_functions] if f is not None))
 
 
+def size_casts() -> tuple[Callable[..., Any], ...]:
+    """The leaf functions that only cast a size (a condition on their result still reads sizes)."""
+    functions = (key if callable(key) else _imported(key) for key, why in LEAF_FUNCTIONS.items() if why == _CASTS_A_SIZE)
+    return tuple(f for f in functions if f is not None)
+
+
 def _imported(dotted: str) -> Callable[..., Any] | None:
     """The function a dotted name refers to if its module is imported (a model using it imported it)."""
     module, _, name = dotted.rpartition(".")

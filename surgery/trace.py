@@ -13,6 +13,7 @@ import builtins
 import contextlib
 import difflib
 import inspect
+import math
 import io
 import operator
 import traceback
@@ -104,7 +105,7 @@ class SurgeryTracer(torch.fx.Tracer):
         (flagged when it is a spatial size: the graph then holds only for that size)."""
         reads = _shape_reads(obj.node) if self.example_inputs is not None else None
         if not reads:
-            raise TypeError("int() of a traced tensor value is not supported in symbolic tracing")
+            raise TypeError(f"int() of a traced tensor value ({obj.node.format_node()}) is not supported in symbolic tracing")
         value = int(self._evaluate(obj.node))
         self._record_guard(obj, reads, value)
         return value
@@ -230,11 +231,16 @@ def _direct_reads(node: torch.fx.Node) -> list[tuple[torch.fx.Node, int | None]]
 
 
 def _combines_sizes(node: torch.fx.Node) -> bool:
-    """Arithmetic, comparisons, indexing, len/min/max: ops through which a condition still reads only sizes."""
+    """Arithmetic, comparisons, indexing, len/min/max, rounding and size casts (HuggingFace's ``torch_int``):
+    ops through which a condition still reads only sizes."""
     if node.op != "call_function":
         return False
     return getattr(node.target, "__module__", None) in ("_operator", "operator") or node.target in (
-        builtins.len, builtins.min, builtins.max)
+        *_SIZE_FUNCTIONS, *registry.size_casts())
+
+
+# Taken at import: while fx traces, ``math.ceil`` itself is swapped for fx's autowrapping stand-in.
+_SIZE_FUNCTIONS = (builtins.len, builtins.min, builtins.max, math.ceil, math.floor, torch.ceil, torch.floor, torch.round)
 
 
 def trace(model: nn.Module, example_inputs: tuple[Tensor, ...] | None = None) -> torch.fx.GraphModule:
@@ -442,13 +448,15 @@ def _eager_output(model: nn.Module, inputs: tuple[Tensor, ...]) -> Any:
 def _size_specialised(model: nn.Module, gm: torch.fx.GraphModule, failures: list[str]) -> UserError:
     """The error for a graph that runs only at the example size although the model runs at others."""
     guards = [g for g in gm.meta.get("indexnas_guards", []) if g.spatial]
-    where = f" (Python conditions on the input size, e.g. in {guards[0].module or 'forward'})" if guards else ""
+    where = f" (Python reads the input size, e.g. in {guards[0].module or 'forward'})" if guards else ""
+    reader = next((g.module for g in guards if g.module), "")
+    leaf = (f"'{registry.class_path(type(model.get_submodule(reader)))}'" if reader else "Class")
     return UserError(
         f"the traced graph of {type(model).__name__} runs only at the example size{where}: the eager model runs "
         f"at {'; '.join(failures)} but the graph fails there",
-        "pass an example input of the size you will train at, a multiple of the model's window/patch sizes "
-        "(--size); or mark the module that reads the size a leaf with "
-        "indexnas.surgery.registry.register_leaf_module(Class, reason)",
+        "pass an example input of the size you will train at (--size); or keep the module that reads the size "
+        f"whole (it then hides any downs/ups inside it): indexnas.surgery.registry.register_leaf_module({leaf}, "
+        "'reads the input size')",
     )
 
 
