@@ -3,7 +3,8 @@ transformers built from small configs, timm families under the zoo's UNet, smp, 
 as a new user would run it, with no downloads and tiny inputs.
 
 Per model: traced (following any fix the refusal suggests), ups and paired ups, ``keep``
-bit-exact, ``holistic`` in every mode (a refused mode's fix must name only modes that work), a
+bit-exact, ``holistic`` in every mode (a refused mode's fix must name only modes that work; the
+parameter delta equals the inserted IndexNet modules' own parameters), a
 depthwise choice where the widths allow one, forward and backward, output shapes, and the user's
 model object untouched afterwards. ``python tests/third_party_sweep.py`` prints the table.
 """
@@ -257,10 +258,12 @@ def _check(model: nn.Module, x: Tensor, row: Row) -> None:
     refusals: dict[str, UserError] = {}
     for mode in compat.MODES:
         try:
-            gm, _ = insert_indexnet(model, x, "holistic", mode, flops=False)
+            gm, rewrite = insert_indexnet(model, x, "holistic", mode, flops=False)
         except UserError as error:
             refusals[mode] = error
             continue
+        added = sum(p.numel() for p in gm.get_submodule("indexnet").parameters())
+        assert rewrite.params_after - rewrite.params_before == sum(r.params_added for r in rewrite.rows) == added
         _trains(gm, model, x)
         row.holistic_modes.append(mode)
     for mode, error in refusals.items():  # a refusal's fix names modes that work, or says why none does
