@@ -97,7 +97,15 @@ def leaf_reason(module: nn.Module) -> str | None:
                 return LEAF_MODULES[key]
         if cls in timm_modules and not hides_resampling(module):
             return "listed in timm's own fx notrace registry (timm.layers.register_notrace_module)"
+    if _huggingface_drop_path(type(module)):
+        return _MODE_AT_CALL_TIME
     return None
+
+
+def _huggingface_drop_path(cls: type) -> bool:
+    """HuggingFace copies one stochastic-depth class into each model file (SegformerDropPath,
+    ConvNextDropPath, ... 44 of them): all decide on ``self.training`` like timm's DropPath."""
+    return cls.__module__.startswith("transformers.models.") and cls.__name__.endswith("DropPath")
 
 
 def timm_leaf_fallback(module: nn.Module) -> bool:
