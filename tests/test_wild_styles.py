@@ -121,4 +121,4 @@ def test_modules_made_in_forward_traced_sizes_as_tensor_and_int_of_a_channel_cou
 def test_huggingface_stochastic_depth_layers_are_leaves_so_train_mode_keeps_them() -> None:
     segformer = pytest.importorskip("transformers.models.segformer.modeling_segformer")
     assert registry.leaf_reason(segformer.SegformerDropPath(0.1)) is not None
-    assert registry.leaf_reason(segformer.SegformerMixFFN(segformer.SegformerConfig(), 8, 8, 8)) is None
+    assert registry.leaf_reason(segformer.SegformerSequenceReduction(8, 2)) is None
