@@ -118,6 +118,7 @@ def test_modules_made_in_forward_traced_sizes_as_tensor_and_int_of_a_channel_cou
     torch.testing.assert_close(gm(x), model(x))
 
 
+@pytest.mark.slow  # importing transformers takes seconds
 def test_huggingface_stochastic_depth_layers_are_leaves_so_train_mode_keeps_them() -> None:
     segformer = pytest.importorskip("transformers.models.segformer.modeling_segformer")
     assert registry.leaf_reason(segformer.SegformerDropPath(0.1)) is not None
