@@ -131,7 +131,7 @@ def _restore() -> None:
 
 @contextlib.contextmanager
 def tracing_answers() -> Iterator[None]:
-    """Within this block (this thread only), the three queries above answer "tracing"."""
+    """Within this block (this thread only), the queries and functions above give the answers listed there."""
     global _active_blocks
     with _lock:
         if _active_blocks == 0:
