@@ -435,9 +435,9 @@ def plan(gm: torch.fx.GraphModule, report: PairReport, choice: object, mode: str
 
 def _why_no_pairs(report: PairReport) -> str:
     if not report.unpaired:
-        return "the model has no upsampling"
+        return "the model has no down/up pairs: it has no upsampling"
     reasons = dict.fromkeys(f"{u.up.target}: {u.reason}" for u in report.unpaired[:3])
-    return f"none of its {len(report.unpaired)} ups pairs with a down: " + "; ".join(reasons)
+    return f"the model has no down/up pairs: none of its {len(report.unpaired)} ups pairs with a down: " + "; ".join(reasons)
 
 
 def _other_modes_fix(gm: torch.fx.GraphModule, report: PairReport, choice: object, mode: str, channel_fit: str) -> str:
