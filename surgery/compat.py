@@ -101,8 +101,9 @@ def _pair_of(value: object) -> tuple[int, int] | None:
     return None
 
 
-def _window_out(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
-    """torch's output-size rule for convolution and pooling windows."""
+def _window_out(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool, extra: int = 0) -> int:
+    """torch's output-size rule for convolution and pooling windows (``extra``: padding added before the call)."""
+    size += extra
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + padding:
@@ -110,11 +111,11 @@ def _window_out(size: int, kernel: int, stride: int, padding: int, dilation: int
     return out
 
 
-def _axis_rounding(kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> str | None:
-    """FLOOR or CEIL when the window halves every size that way; None otherwise."""
+def _axis_rounding(kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool, extra: int) -> str | None:
+    """FLOOR or CEIL when the window (after ``extra`` padding) halves every size that way; None otherwise."""
     if stride != 2:
         return None
-    outs = [(n, _window_out(n, kernel, stride, padding, dilation, ceil_mode)) for n in range(8, 40)]
+    outs = [(n, _window_out(n, kernel, stride, padding, dilation, ceil_mode, extra)) for n in range(8, 40)]
     if all(out == n // 2 for n, out in outs):
         return FLOOR
     if all(out == -(-n // 2) for n, out in outs):
@@ -160,9 +161,13 @@ def _rounding(gm: torch.fx.GraphModule, node: torch.fx.Node, down: Down) -> tupl
     kernel, stride, padding, dilation, ceil_mode = window
     if padding is None:
         return "its padding is not a pair of ints"
-    axes = tuple(_axis_rounding(k, s, p, d, ceil_mode) for k, s, p, d in zip(kernel, stride, padding, dilation))
+    if down.padding is None:
+        return "the padding before it is computed at run time"
+    axes = tuple(_axis_rounding(k, s, p, d, ceil_mode, e)
+                 for k, s, p, d, e in zip(kernel, stride, padding, dilation, down.padding))
     if None in axes:
-        return f"it does not halve the resolution (kernel {kernel}, stride {stride}, padding {padding})"
+        before = f", padded by {down.padding} before it" if any(down.padding) else ""
+        return f"it does not halve the resolution (kernel {kernel}, stride {stride}, padding {padding}{before})"
     return axes  # type: ignore[return-value]
 
 
@@ -218,29 +223,35 @@ def pair_options(
     for pair in report.pairs:  # a pair may name a transition the report's list lacks: judge it too
         for t in pair.transitions:
             sites.setdefault(t.name, site(gm, t, mode))
-    options: dict[str, PairOptions] = {}
-    keep_only = (IndexSpec(KEEP),)
-    for pair in report.pairs:
-        pair_sites = tuple(sites[t.name] for t in pair.transitions)
-        up = pair.up
-        reason = next((s.reason for s in pair_sites if not s.supported), "")
-        if not reason and up.kind not in (*IU_KINDS, *MODULATED_KINDS):
-            reason = f"{up.target} is a {up.kind} up: no IU replacement is defined for it"
-        if not reason and pair.compound and up.kind in MODULATED_KINDS:
-            reason = f"{up.target} is a compound x{2 ** len(pair.transitions)} {up.kind}: only IU ups chain maps"
-        if reason:
-            options[pair.name] = PairOptions(pair, pair_sites, keep_only, reason)
-            continue
-        mismatch = [
-            f"{s.transition.name} reads {s.index_channels} channels but {what} has {c}"
-            for s in pair_sites
-            for what, c in ((f"the up {up.target}", up.out_channels), *(("a pooled feature", p) for p in s.pooled_channels))
-            if not widths_fit(s.index_channels, c, channel_fit)
-        ]
-        allowed = tuple(spec for spec in all_choices() if spec.keep or spec.holistic or not mismatch)
-        why = "depthwise maps ruled out: " + "; ".join(mismatch) if mismatch else ""
-        options[pair.name] = PairOptions(pair, pair_sites, allowed, why)
-    return options
+    return {pair.name: _options(pair, tuple(sites[t.name] for t in pair.transitions), channel_fit) for pair in report.pairs}
+
+
+def _options(pair: Pair, pair_sites: tuple[Site, ...], channel_fit: str) -> PairOptions:
+    """One pair's allowed choices: keep only when a site or the up rules it out; depthwise maps where widths fit."""
+    reason = _ruled_out(pair, pair_sites)
+    if reason:
+        return PairOptions(pair, pair_sites, (IndexSpec(KEEP),), reason)
+    up = pair.up
+    mismatch = [
+        f"{s.transition.name} reads {s.index_channels} channels but {what} has {c}"
+        for s in pair_sites
+        for what, c in ((f"the up {up.target}", up.out_channels), *(("a pooled feature", p) for p in s.pooled_channels))
+        if not widths_fit(s.index_channels, c, channel_fit)
+    ]
+    allowed = tuple(spec for spec in all_choices() if spec.keep or spec.holistic or not mismatch)
+    why = "depthwise maps ruled out: " + "; ".join(mismatch) if mismatch else ""
+    return PairOptions(pair, pair_sites, allowed, why)
+
+
+def _ruled_out(pair: Pair, pair_sites: tuple[Site, ...]) -> str:
+    """Why no IndexNet choice fits the pair (a site the mode cannot rewrite, an up without IU); "" if some does."""
+    reason = next((s.reason for s in pair_sites if not s.supported), "")
+    up = pair.up
+    if not reason and up.kind not in (*IU_KINDS, *MODULATED_KINDS):
+        reason = f"{up.target} is a {up.kind} up: no IU replacement is defined for it"
+    if not reason and pair.compound and up.kind in MODULATED_KINDS:
+        reason = f"{up.target} is a compound x{2 ** len(pair.transitions)} {up.kind}: only IU ups chain maps"
+    return reason
 
 
 def resolve(options: dict[str, PairOptions], choice: object) -> dict[str, IndexSpec]:

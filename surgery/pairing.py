@@ -302,7 +302,8 @@ def _no_partner(graph: _Graph, up_node: fx.Node, up: Up, chain: list[Transition]
         return Unpaired(up, f"after {', '.join(t.name for t in chain)} no further down leads to the up's input "
                             "resolution", tuple(t.name for t in chain), code=PARTIAL)
     return Unpaired(up, "no down feeds it from its output resolution: nothing to invert (it enlarges a feature "
-                        "that was never downsampled, e.g. the input)", code=NO_DOWN)
+                        "that was never downsampled as an NCHW image: the input itself, a leaf module's output, or "
+                        "tokens downsampled in token layout such as Swin's patch merging)", code=NO_DOWN)
 
 
 def _pools_feeding(graph: _Graph, up_node: fx.Node) -> list[fx.Node]:

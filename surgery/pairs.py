@@ -25,6 +25,8 @@ class Down:
     out_size: Size
     in_channels: int
     out_channels: int
+    source: str = ""  # fx node name of the high-resolution input, before any padding folded into the down
+    padding: tuple[int, int] | None = (0, 0)  # that folded padding, total per axis (H, W); None if computed at run time
 
 
 @dataclass(frozen=True)

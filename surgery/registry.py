@@ -11,6 +11,7 @@ Two user-extendable registries, plain dicts whose keys are classes, functions or
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,11 +41,15 @@ LEAF_MODULES: dict[type | str, str] = {
     "torchvision.ops.drop_block.DropBlock2d": _MODE_AT_CALL_TIME,
 }
 
-# Keys: a function object, autowrapped wherever a traced forward refers to it by global name.
-LEAF_FUNCTIONS: dict[Callable[..., Any], str] = {
+# Keys: a function object, or "package.module.function" for optional packages (used once imported);
+# autowrapped wherever a traced forward refers to it by global name.
+_CASTS_A_SIZE = "casts a size to a Python number (int(proxy) fails under fx); as a leaf it runs on the real size"
+LEAF_FUNCTIONS: dict[Callable[..., Any] | str, str] = {
     ops.indexed_pool: "indexnas IP operator: one readable node per IndexNet pooling",
     ops.indexed_upsample: "indexnas IU operator: its size argument is read from a tensor",
     ops.max_index_weighted: "a skip weighted by a max pool's index map: the rewrite re-weights it by I_enc",
+    "transformers.utils.generic.torch_int": _CASTS_A_SIZE,  # HF position-embedding interpolation (DPT, ViT)
+    "transformers.utils.generic.torch_float": _CASTS_A_SIZE,
 }
 
 
@@ -92,7 +97,15 @@ def leaf_reason(module: nn.Module) -> str | None:
                 return LEAF_MODULES[key]
         if cls in timm_modules and not hides_resampling(module):
             return "listed in timm's own fx notrace registry (timm.layers.register_notrace_module)"
+    if _huggingface_drop_path(type(module)):
+        return _MODE_AT_CALL_TIME
     return None
+
+
+def _huggingface_drop_path(cls: type) -> bool:
+    """HuggingFace copies one stochastic-depth class into each model file (SegformerDropPath,
+    ConvNextDropPath, ... 44 of them): all decide on ``self.training`` like timm's DropPath."""
+    return cls.__module__.startswith("transformers.models.") and cls.__name__.endswith("DropPath")
 
 
 def timm_leaf_fallback(module: nn.Module) -> bool:
@@ -116,9 +129,23 @@ def hides_resampling(module: nn.Module) -> bool:
 
 
 def leaf_functions() -> tuple[Callable[..., Any], ...]:
-    """Every function to autowrap: ours plus timm's notrace functions."""
+    """Every function to autowrap: ours (dotted names of modules already imported) plus timm's notrace functions."""
     _, timm_functions = _timm_notrace()
-    return tuple(dict.fromkeys([*LEAF_FUNCTIONS, *timm_functions]))
+    functions = [key if callable(key) else _imported(key) for key in LEAF_FUNCTIONS]
+    return tuple(dict.fromkeys(f for f in [*functions, *timm_functions] if f is not None))
+
+
+def size_casts() -> tuple[Callable[..., Any], ...]:
+    """The leaf functions that only cast a size (a condition on their result still reads sizes)."""
+    functions = (key if callable(key) else _imported(key) for key, why in LEAF_FUNCTIONS.items() if why == _CASTS_A_SIZE)
+    return tuple(f for f in functions if f is not None)
+
+
+def _imported(dotted: str) -> Callable[..., Any] | None:
+    """The function a dotted name refers to if its module is imported (a model using it imported it)."""
+    module, _, name = dotted.rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    return found if callable(found) else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +343,11 @@ def _neutral(call: OpCall) -> Resampling | None:
     return None
 
 
+def _keeps_first_argument(call: OpCall) -> Resampling | None:
+    """Casts and copies (``mask.type_as(x)``, ``.to(x)``): the output is the first argument, resized by nothing."""
+    return None
+
+
 PADS: set[object] = {F.pad, nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d}
 
 
@@ -374,6 +406,9 @@ def _seed() -> None:
     neutral = [*PADS, operator.getitem, operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.cat]
     for key in neutral:
         register_resampler(key, _neutral)
+    for key in ("Tensor.type_as", "Tensor.to", "Tensor.float", "Tensor.half", "Tensor.type", "Tensor.contiguous",
+                "Tensor.clone", "Tensor.detach"):
+        register_resampler(key, _keeps_first_argument)
     register_resampler(ops.indexed_pool, _always("down", "indexed_pool"))
     register_resampler(ops.indexed_upsample, _always("up", "indexed_upsample"))
     register_resampler(ops.max_index_weighted, _neutral)  # the feature's own size; the indices only select

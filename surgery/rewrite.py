@@ -158,7 +158,7 @@ def _returns_indices(gm: torch.fx.GraphModule, node: torch.fx.Node) -> bool:
     """Whether a pooling node returns (values, indices)."""
     if node.op == "call_module":
         return bool(getattr(gm.get_submodule(str(node.target)), "return_indices", False))
-    if node.target in (F.max_pool2d_with_indices, torch.max_pool2d_with_indices):
+    if node.target is F.max_pool2d_with_indices:
         return True
     return bool(node.kwargs.get("return_indices", False)) or (len(node.args) > 6 and bool(node.args[6]))
 
@@ -207,7 +207,7 @@ class _Rewriter:
         main = self.nodes[transition.downs[0].node]
         if self.mode == "decoder":
             low = self._low_output(main, tag)
-            x = self._add(tag, low, "call_function", fit_to_double, (main.args[0], low))
+            x = self._add(tag, low, "call_function", fit_to_double, (self._unpadded(transition.downs[0]), low))
             target = self._index_module(transition, spec, site.index_channels)
             maps = self._add(tag, x, "call_module", target, (x,))
             self.dec_maps[transition.name] = self._add(tag, maps, "call_function", operator.getitem, (maps, 1))
@@ -248,7 +248,7 @@ class _Rewriter:
     def _high_feature(self, down: Down, site: compat.Site, tag: str) -> torch.fx.Node:
         """The high-resolution feature IP pools in place of ``down`` (a conv: its stride-1 output)."""
         node = self.nodes[down.node]
-        source = node.args[0]
+        source = self._unpadded(down)
         ceil_h, ceil_w = (r == compat.CEIL for r in site.rounding)
         if down.kind == "conv":
             self._stride_one(str(node.target))
@@ -257,6 +257,10 @@ class _Rewriter:
         if ceil_h or ceil_w:
             return self._add(tag, node, "call_function", fit_for_pool, (source, source, ceil_h, ceil_w))
         return source
+
+    def _unpadded(self, down: Down) -> torch.fx.Node:
+        """The high-resolution input of a down, before the padding folded into it."""
+        return self.nodes[down.source] if down.source else self.nodes[down.node].args[0]
 
     def _stride_one(self, target: str) -> None:
         """Swap the conv at ``target`` for a shallow copy with stride 1 (same weights; the user's model untouched)."""
@@ -300,7 +304,7 @@ class _Rewriter:
         for level, (transition, dec) in enumerate(zip(inner, reversed(decs))):
             y = self._add(tag, up, "call_function", ops.indexed_upsample, (y, dec))
             if level < len(inner) - 1:  # compound: back to this transition's own high-resolution size
-                high = self.nodes[transition.downs[0].node].args[0]
+                high = self._unpadded(transition.downs[0])
                 size = self._add(tag, up, "call_function", getattr, (high, "shape"))
                 y = self._add(tag, up, "call_function", fit_to_size, (y, size))
         size = self._explicit_size(up)
@@ -424,11 +428,29 @@ def plan(gm: torch.fx.GraphModule, report: PairReport, choice: object, mode: str
     options = compat.pair_options(gm, report, compat.check_mode(mode), channel_fit)
     chosen = compat.resolve(options, choice)
     if not isinstance(choice, dict) and not IndexSpec.parse(choice).keep and all(s.keep for s in chosen.values()):  # type: ignore[arg-type]
-        reasons = "; ".join(f"{n}: {o.reason}" for n, o in options.items()) or "the model has no down/up pairs"
-        raise UserError(
-            f"no pair can take {choice!s} in {mode} mode ({reasons})", "try another --mode or a holistic choice"
-        )
+        reasons = "; ".join(f"{n}: {o.reason}" for n, o in options.items()) or _why_no_pairs(report)
+        raise UserError(f"no pair can take {choice!s} in {mode} mode ({reasons})", _other_modes_fix(gm, report, choice, mode, channel_fit))
     return Plan(mode, channel_fit, options, chosen)
+
+
+def _why_no_pairs(report: PairReport) -> str:
+    if not report.unpaired:
+        return "the model has no down/up pairs: it has no upsampling"
+    reasons = dict.fromkeys(f"{u.up.target}: {u.reason}" for u in report.unpaired[:3])
+    return f"the model has no down/up pairs: none of its {len(report.unpaired)} ups pairs with a down: " + "; ".join(reasons)
+
+
+def _other_modes_fix(gm: torch.fx.GraphModule, report: PairReport, choice: object, mode: str, channel_fit: str) -> str:
+    """A fix line naming the modes (and the choices) that do rewrite some pair of this model."""
+    spec = IndexSpec.parse(choice)  # type: ignore[arg-type]
+    taking = [m for m in compat.MODES if m != mode
+              and any(not s.keep for s in compat.resolve(compat.pair_options(gm, report, m, channel_fit), spec).values())]
+    if taking:
+        return f"use --mode {' or --mode '.join(taking)}, where {spec} applies"
+    holistic = compat.pair_options(gm, report, mode, channel_fit)
+    if not spec.holistic and any(len(o.allowed) > 1 for o in holistic.values()):
+        return "choose a holistic variant (holistic, hmi, avg): the depthwise maps do not fit this model's widths"
+    return "this model has no pair IndexNet can rewrite; it is unsupported as it is (see the reasons)"
 
 
 def apply(gm: torch.fx.GraphModule, the_plan: Plan) -> _Rewriter:
@@ -498,26 +520,7 @@ def rewrite_analyzed(
         tagged = {n.name: n.meta[SITE] for n in gm.graph.nodes if SITE in n.meta}
         for node, value in cost.node_flops(gm, inputs, tagged).items():
             site_flops[tagged[node]] = site_flops.get(tagged[node], 0) + value
-    rows, counted, modelwise_counted = [], set(), False
-    for pair in report.pairs:
-        opts, spec = options[pair.name], chosen[pair.name]
-        row = _row(pair, opts, spec, mode)
-        if not spec.keep:
-            tags = [f"pair:{pair.name}"]
-            for t in pair.transitions:
-                if t.name in counted:
-                    continue
-                counted.add(t.name)
-                tags.append(f"transition:{t.name}")
-                target = rewriter.index_targets[t.name]
-                if target.endswith(".modelwise"):
-                    if modelwise_counted:
-                        continue
-                    modelwise_counted = True
-                row.params_added += cost.count_parameters(gm.get_submodule(target))
-            if flops:
-                row.flops_added = sum(site_flops.get(tag, 0) - given_back.get(tag, 0) for tag in tags)
-        rows.append(row)
+    rows = _rows(gm, report, the_plan, rewriter, site_flops if flops else None, given_back)
     result = RewriteReport(
         mode=mode,
         channel_fit=channel_fit,
@@ -534,15 +537,42 @@ def rewrite_analyzed(
     return gm, result
 
 
+def _rows(gm: torch.fx.GraphModule, report: PairReport, the_plan: Plan, rewriter: _Rewriter,
+          site_flops: dict[str, int] | None, given_back: dict[str, int]) -> list[PairRow]:
+    """One row per pair; each index module's parameters and each site's FLOPs counted at the first pair using it."""
+    rows, counted, modelwise_counted = [], set(), False
+    for pair in report.pairs:
+        opts, spec = the_plan.options[pair.name], the_plan.chosen[pair.name]
+        row = _row(pair, opts, spec, the_plan.mode)
+        if not spec.keep:
+            tags = [f"pair:{pair.name}"]
+            for t in pair.transitions:
+                if t.name in counted:
+                    continue
+                counted.add(t.name)
+                tags.append(f"transition:{t.name}")
+                target = rewriter.index_targets[t.name]
+                if target.endswith(".modelwise"):
+                    if modelwise_counted:
+                        continue
+                    modelwise_counted = True
+                row.params_added += cost.count_parameters(gm.get_submodule(target))
+            if site_flops is not None:
+                row.flops_added = sum(site_flops.get(tag, 0) - given_back.get(tag, 0) for tag in tags)
+        rows.append(row)
+    return rows
+
+
 def _output_shapes(gm: torch.fx.GraphModule) -> list[torch.Size]:
     """The output tensor shapes shape propagation recorded on an analysed graph (before rewriting)."""
     from torch.utils._pytree import tree_flatten
 
-    from indexnas.surgery.detect import tensor_meta
+    from torch.fx.passes.shape_prop import TensorMetadata
 
     output = next(n for n in gm.graph.nodes if n.op == "output")
-    leaves = tree_flatten(output.args[0])[0]
-    return [tensor_meta(n).shape for n in leaves if isinstance(n, torch.fx.Node) and tensor_meta(n) is not None]
+    leaves = [n.meta.get("tensor_meta") for n in tree_flatten(output.args[0])[0] if isinstance(n, torch.fx.Node)]
+    metas = tree_flatten(leaves, is_leaf=lambda m: isinstance(m, TensorMetadata))[0]
+    return [m.shape for m in metas if isinstance(m, TensorMetadata)]
 
 
 def _check_outputs(gm: torch.fx.GraphModule, want: list[torch.Size], inputs: tuple[Tensor, ...]) -> None:

@@ -1,9 +1,9 @@
 """Trace a model with torch.fx into a graph with readable names, and check it against eager.
 
 While tracing, ``torch.jit.is_tracing``, ``torch.compiler.is_compiling`` and
-``torch.jit.isinstance(proxy, Tensor)`` answer True, so guards such as smp's input-shape check
-(skipped when tracing) and TorchScript-style type checks take their tracing branch instead of
-failing or silently dropping a branch. A graph is trusted only after it reproduced the eager
+``torch.jit.isinstance(proxy, Tensor)`` answer True in the tracing thread (surgery/jit_answers.py
+says why each is needed), so guards such as smp's input-shape check and TorchScript-style type
+checks take their tracing branch instead of failing or silently dropping a branch. A graph is trusted only after it reproduced the eager
 output at the example size and at a second size (a graph can trace and still be wrong).
 """
 
@@ -12,10 +12,13 @@ from __future__ import annotations
 import builtins
 import contextlib
 import difflib
+import inspect
+import math
+import io
 import operator
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -23,6 +26,7 @@ from typing import Any
 import torch
 import torch.fx
 import torch.fx._symbolic_trace as fx_symbolic_trace
+import torch.utils._pytree
 from torch import Tensor, nn
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils._pytree import tree_flatten
@@ -30,6 +34,7 @@ from torch.utils._pytree import tree_flatten
 from indexnas.errors import UserError
 from indexnas.modes import eval_mode, module_mode
 from indexnas.surgery import registry
+from indexnas.surgery.jit_answers import tracing_answers
 
 READABLE = "indexnas_name"  # node.meta key: the name a user recognises ("decoder.up3", "encoder.pool:2")
 
@@ -50,12 +55,35 @@ class SurgeryTracer(torch.fx.Tracer):
         self.guards: list[Guard] = []
         self._interpreter: torch.fx.Interpreter | None = None
 
+    def create_args_for_root(self, root_fn: Any, is_module: bool, concrete_args: Any = None) -> tuple[Any, list[Any]]:
+        """One graph input per example input; every other parameter of the root forward keeps its
+        default. HuggingFace forwards take optional keyword arguments (``labels``,
+        ``output_hidden_states``, ``return_dict``) and are wrapped in ``*args, **kwargs`` decorators:
+        as graph inputs those would be Proxies that the decorators and the model branch on."""
+        if self.example_inputs is None or not is_module or concrete_args is not None:
+            return super().create_args_for_root(root_fn, is_module, concrete_args)
+        signature = inspect.signature(inspect.unwrap(root_fn))
+        names = [p.name for p in list(signature.parameters.values())[1:]
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        names += [f"input_{i}" for i in range(len(names), len(self.example_inputs))]
+        inputs = [self.create_proxy("placeholder", name, (), {}) for name in names[: len(self.example_inputs)]]
+        return root_fn, [self.root, *inputs]
+
+    def create_arg(self, a: Any) -> Any:
+        """A mapping of another class than dict (HuggingFace's ModelOutput with ``.logits``) is rebuilt as that
+        class in the graph, so the traced model returns what the model returned; fx would make it a dict."""
+        if isinstance(a, Mapping) and type(a) is not dict and _rebuildable(type(a)):
+            return self.create_node("call_function", type(a), (), {k: self.create_arg(v) for k, v in a.items()})
+        return super().create_arg(a)
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if type(m) in self.forced_leaves or registry.leaf_reason(m) is not None:
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not self._installed(m):  # made inside a forward (MONAI's ``get_pool_layer(...)(x)``): record its ops
+            return forward(*args, **kwargs)
         try:
             return super().call_module(m, forward, args, kwargs)
         except Exception as error:
@@ -65,15 +93,35 @@ class SurgeryTracer(torch.fx.Tracer):
             error._indexnas_stack.append(m)  # type: ignore[attr-defined]  # innermost first
             raise
 
+    def _installed(self, m: nn.Module) -> bool:
+        try:
+            self.path_of_module(m)
+        except NameError:
+            return False
+        return True
+
+    def to_int(self, obj: torch.fx.Proxy) -> int:
+        """``int()`` of a traced size (``int(x.shape[1])``): the example's value, recorded as a guard
+        (flagged when it is a spatial size: the graph then holds only for that size)."""
+        reads = _shape_reads(obj.node) if self.example_inputs is not None else None
+        if not reads:
+            raise TypeError(f"int() of a traced tensor value ({obj.node.format_node()}) is not supported in symbolic tracing")
+        value = int(self._evaluate(obj.node))
+        self._record_guard(obj, reads, value)
+        return value
+
     def to_bool(self, obj: torch.fx.Proxy) -> bool:
         reads = _shape_reads(obj.node)
         if self.example_inputs is None or reads is None:
             return super().to_bool(obj)  # raises: control flow on tensor values
         value = bool(self._evaluate(obj.node))
+        self._record_guard(obj, reads, value)
+        return value
+
+    def _record_guard(self, obj: torch.fx.Proxy, reads: list[tuple[torch.fx.Node, int | None]], value: object) -> None:
         dims = {self._dim(node, index) for node, index in reads}
         scope = next(reversed(self.module_stack), "") if self.module_stack else ""
         self.guards.append(Guard(scope, obj.node.format_node(), value, spatial=not dims <= {0, 1}))
-        return value
 
     def iter(self, obj: torch.fx.Proxy) -> Iterator[Any]:
         """Iterating a traced shape (``for d in x.shape[2:]``): its length is the example's rank."""
@@ -83,6 +131,14 @@ class SurgeryTracer(torch.fx.Tracer):
         if not isinstance(value, (tuple, list)):
             return super().iter(obj)
         return iter([obj[i] for i in range(len(value))])
+
+    def length(self, obj: torch.fx.Proxy) -> int:
+        """``len()`` of a traced shape (``len(x.shape)``, ``len(x.size())``): the example's rank, which
+        no input size changes. ``len`` of anything else (a tensor's batch size) is not answered."""
+        value = self._evaluate(obj.node) if self.example_inputs is not None and _shape_reads(obj.node) else None
+        if not isinstance(value, (tuple, list)):
+            raise RuntimeError("'len' of a traced value other than a shape is not supported in symbolic tracing")
+        return len(value)
 
     def _dim(self, node: torch.fx.Node, index: int | None) -> int:
         """The dimension a shape read refers to (non-negative), or -1 for the whole shape."""
@@ -106,6 +162,11 @@ class SurgeryTracer(torch.fx.Tracer):
         return interpreter.env[target]
 
 
+def _rebuildable(cls: type) -> bool:
+    """A mapping class registered as a pytree node (HuggingFace registers every ModelOutput): built from keywords."""
+    return cls in torch.utils._pytree.SUPPORTED_NODES
+
+
 @contextlib.contextmanager
 def _eager_modules() -> Iterator[None]:
     """Undo torch.fx's patching of nn.Module call/getattr for a moment, so modules run eagerly."""
@@ -124,7 +185,7 @@ class Guard:
 
     module: str  # qualified name of the module whose forward asked
     condition: str  # the fx node that computes it
-    value: bool
+    value: object  # the answer given: a bool (a condition) or an int (``int(size)``)
     spatial: bool  # reads H or W: the graph is specialised to the example's size
 
 
@@ -142,49 +203,44 @@ def _shape_reads(node: torch.fx.Node) -> list[tuple[torch.fx.Node, int | None]] 
         if current in seen:
             continue
         seen.add(current)
-        if current.op == "call_function" and current.target is getattr and current.args[1] in _SHAPE_ATTRS:
-            shape_of = current.args[0]
-            if current.args[1] == "ndim":
-                continue
-            indices = [u.args[1] for u in current.users if u.target is operator.getitem]
-            if indices and all(isinstance(i, int) for i in indices) and len(indices) == len(current.users):
-                reads.extend((current, i) for i in indices)
-            else:
-                reads.append((shape_of, None))
-            continue
-        if current.op == "call_method" and current.target in _SHAPE_METHODS:
-            if current.target == "size":
-                dim = current.args[1] if len(current.args) > 1 else current.kwargs.get("dim")
-                reads.append((current.args[0], dim if isinstance(dim, int) else None))
-            continue
-        if current.op == "call_function" and getattr(current.target, "__module__", None) in ("_operator", "operator"):
+        direct = _direct_reads(current)
+        if direct is not None:
+            reads.extend(direct)
+        elif _combines_sizes(current):
             pending.extend(current.all_input_nodes)
-            continue
-        if current.op == "call_function" and current.target in (builtins.len, builtins.min, builtins.max):
-            pending.extend(current.all_input_nodes)
-            continue
-        return None  # a tensor value, a placeholder or a module output: not a shape
+        else:
+            return None  # a tensor value, a placeholder or a module output: not a shape
     return reads
 
 
-@contextlib.contextmanager
-def tracing_answers() -> Iterator[None]:
-    """Make tracing guards answer 'tracing' (see the module docstring)."""
-    saved = (torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance)
-    original_isinstance = torch.jit.isinstance
+def _direct_reads(node: torch.fx.Node) -> list[tuple[torch.fx.Node, int | None]] | None:
+    """What ``x.shape`` / ``x.ndim`` / ``x.size(d)`` / ``x.dim()`` reads; None for any other node."""
+    if node.op == "call_function" and node.target is getattr and node.args[1] in _SHAPE_ATTRS:
+        if node.args[1] == "ndim":
+            return []
+        indices = [u.args[1] for u in node.users if u.target is operator.getitem]
+        if indices and all(isinstance(i, int) for i in indices) and len(indices) == len(node.users):
+            return [(node, i) for i in indices]
+        return [(node.args[0], None)]
+    if node.op == "call_method" and node.target in _SHAPE_METHODS:
+        if node.target != "size":
+            return []
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        return [(node.args[0], dim if isinstance(dim, int) else None)]
+    return None
 
-    def jit_isinstance(obj: Any, target_type: Any) -> bool:
-        if isinstance(obj, torch.fx.Proxy) and target_type is Tensor:
-            return True
-        return original_isinstance(obj, target_type)
 
-    torch.jit.is_tracing = lambda: True
-    torch.compiler.is_compiling = lambda: True
-    torch.jit.isinstance = jit_isinstance
-    try:
-        yield
-    finally:
-        torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance = saved
+def _combines_sizes(node: torch.fx.Node) -> bool:
+    """Arithmetic, comparisons, indexing, len/min/max, rounding and size casts (HuggingFace's ``torch_int``):
+    ops through which a condition still reads only sizes."""
+    if node.op != "call_function":
+        return False
+    return getattr(node.target, "__module__", None) in ("_operator", "operator") or node.target in (
+        *_SIZE_FUNCTIONS, *registry.size_casts())
+
+
+# Taken at import: while fx traces, ``math.ceil`` itself is swapped for fx's autowrapping stand-in.
+_SIZE_FUNCTIONS = (builtins.len, builtins.min, builtins.max, math.ceil, math.floor, torch.ceil, torch.floor, torch.round)
 
 
 def trace(model: nn.Module, example_inputs: tuple[Tensor, ...] | None = None) -> torch.fx.GraphModule:
@@ -202,6 +258,25 @@ def trace(model: nn.Module, example_inputs: tuple[Tensor, ...] | None = None) ->
 
 
 def _trace_in_mode(model: nn.Module, example_inputs: tuple[Tensor, ...] | None, training: bool) -> torch.fx.GraphModule:
+    with _constants_kept_off(model):
+        return _trace_with_fallbacks(model, example_inputs, training)
+
+
+@contextlib.contextmanager
+def _constants_kept_off(model: nn.Module) -> Iterator[None]:
+    """fx stores the tensor constants a forward creates as ``_tensor_constant*`` attributes of the
+    traced root, the user's model: take them off again (the GraphModule holds its own references)."""
+    before = set(vars(model))
+    try:
+        yield
+    finally:
+        for name in set(vars(model)) - before:
+            if name.startswith("_tensor_constant"):
+                delattr(model, name)
+
+
+def _trace_with_fallbacks(model: nn.Module, example_inputs: tuple[Tensor, ...] | None, training: bool) -> torch.fx.GraphModule:
+    """Trace, keeping whole any timm notrace module that fails to trace through."""
     forced: set[type] = set()
     while True:
         tracer = SurgeryTracer(example_inputs)
@@ -306,17 +381,22 @@ def _name_nodes(gm: torch.fx.GraphModule) -> None:
 
 def other_sizes(inputs: tuple[Tensor, ...]) -> list[tuple[Tensor, ...]]:
     """Inputs at other spatial sizes to check a graph at, cheapest first: smaller by the largest
-    multiple of 32 up to half the size (keeping at least 64), then 32 larger. Steps of 32 keep
-    divisibility and parity, which size guards (``if h % 2``) and smp's checks depend on."""
+    multiple of 32 up to half the size (keeping at least 64), then 32 larger (steps of 32 keep the
+    divisibility and parity that size guards such as ``if h % 2`` and smp's checks depend on);
+    then steps of the example's own divisibility (its largest power-of-two factor, times 7 when 7
+    divides it: window sizes of Swin-style models), for models that need more than 32."""
     if not all(isinstance(x, Tensor) and x.dim() == 4 for x in inputs):
         return []
     generator = torch.Generator().manual_seed(0)
     side = min(min(x.shape[2:]) for x in inputs)
     shrink = 32 * max(1, (side // 2) // 32)
-    deltas = ([-shrink] if side - shrink >= 64 else []) + [32]
+    unit = (side & -side) * (7 if side % 7 == 0 else 1)
+    deltas = ([-shrink] if side - shrink >= 64 else []) + [32, unit]
+    if side - unit >= max(32, side // 2):
+        deltas.append(-unit)
     return [
         tuple(torch.randn(*x.shape[:2], x.shape[2] + d, x.shape[3] + d, generator=generator).to(x) for x in inputs)
-        for d in deltas
+        for d in dict.fromkeys(deltas)
     ]
 
 
@@ -324,31 +404,60 @@ def propagate_and_check(model: nn.Module, gm: torch.fx.GraphModule, inputs: tupl
     """Record every node's output shape (``node.meta['tensor_meta']``) and check the graph against eager
     at the example size and at one other size the model accepts.
 
-    Raises UserError when the traced graph disagrees with the eager model; returns warnings
-    (e.g. no second size could be checked because the model rejects them).
+    Raises UserError when the traced graph disagrees with the eager model, or runs at no other size
+    the eager model runs at; returns warnings (e.g. no second size could be checked because the
+    model rejects them).
     """
     with eval_mode(model):
-        try:
-            expected = model(*inputs)
-        except Exception as error:
-            shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
-            raise UserError(
-                f"{type(model).__name__} fails on the example input {shapes} itself: {type(error).__name__}: {error!s:.200}",
-                "pass an input the model accepts: the channels it expects, and a size it can take (--size); "
-                "a model file's factory can return (model, example_input)",
-            ) from error
+        expected = _eager_output(model, inputs)
         got = ShapeProp(gm).propagate(*inputs)
         _compare(model, expected, got, inputs)
-        rejected = []
+        rejected: list[str] = []
+        graph_failures: list[str] = []
         for other in other_sizes(inputs):
             try:
                 expected = model(*other)
             except Exception as error:  # the model itself rejects this size: try the next
                 rejected.append(f"{tuple(other[0].shape)} ({type(error).__name__}: {error!s:.100})")
                 continue
-            _compare(model, expected, gm(*other), other)
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):  # fx prints the failing generated code there
+                    got = gm(*other)
+            except Exception as error:  # sizes baked into the graph: another size may still agree
+                graph_failures.append(f"{tuple(other[0].shape)} ({type(error).__name__}: {error!s:.160})")
+                continue
+            _compare(model, expected, got, other)
             return []
+    if graph_failures:
+        raise _size_specialised(model, gm, graph_failures)
     return [f"the graph was checked at the example size only: the eager model rejects {'; '.join(rejected)}"] if rejected else []
+
+
+def _eager_output(model: nn.Module, inputs: tuple[Tensor, ...]) -> Any:
+    try:
+        return model(*inputs)
+    except Exception as error:
+        shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
+        raise UserError(
+            f"{type(model).__name__} fails on the example input {shapes} itself: {type(error).__name__}: {error!s:.200}",
+            "pass an input the model accepts: the channels it expects, and a size it can take (--size); "
+            "a model file's factory can return (model, example_input)",
+        ) from error
+
+
+def _size_specialised(model: nn.Module, gm: torch.fx.GraphModule, failures: list[str]) -> UserError:
+    """The error for a graph that runs only at the example size although the model runs at others."""
+    guards = [g for g in gm.meta.get("indexnas_guards", []) if g.spatial]
+    where = f" (Python reads the input size, e.g. in {guards[0].module or 'forward'})" if guards else ""
+    reader = next((g.module for g in guards if g.module), "")
+    leaf = (f"'{registry.class_path(type(model.get_submodule(reader)))}'" if reader else "Class")
+    return UserError(
+        f"the traced graph of {type(model).__name__} runs only at the example size{where}: the eager model runs "
+        f"at {'; '.join(failures)} but the graph fails there",
+        "pass an example input of the size you will train at (--size); or keep the module that reads the size "
+        f"whole (it then hides any downs/ups inside it): indexnas.surgery.registry.register_leaf_module({leaf}, "
+        "'reads the input size')",
+    )
 
 
 def _compare(model: nn.Module, expected: Any, got: Any, inputs: tuple[Tensor, ...]) -> None:

@@ -8,7 +8,10 @@ squeeze-and-excitation gates, channels-last blocks, pixel (un)shuffle, ASPP imag
 
 from __future__ import annotations
 
+import functools
+
 import torch
+import torch.utils._pytree
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -262,3 +265,229 @@ class TwoEncoders(nn.Module):
         a, b = self.a0(x), self.b0(x)
         up = F.interpolate(self.a1(a) + self.b1(b), scale_factor=2.0)
         return self.head(torch.cat([up, a], 1) if self.fuse_skip else up)
+
+
+class FunctionalPoolUNet(nn.Module):
+    """Downs written as F.avg_pool2d and F.max_pool2d (no indices, no modules), F.interpolate ups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.e1, self.e2, self.e3 = conv_bn_relu(3, 8), conv_bn_relu(8, 8), conv_bn_relu(8, 8)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.e1(x)
+        b = self.e2(F.avg_pool2d(a, 2))
+        c = self.e3(F.max_pool2d(b, kernel_size=2, stride=2))
+        b = b + F.interpolate(c, scale_factor=2.0)
+        return self.head(a + F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False))
+
+
+class ListBackbone(nn.Module):
+    """A backbone returning a list of features (kept whole when registered as a leaf)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = conv_bn_relu(3, 8, 2), conv_bn_relu(8, 8, 2)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        a = self.a(x)
+        return [a, self.b(a)]
+
+
+class MaskedFPN(nn.Module):
+    """A list-returning backbone, a mask cast with ``type_as``, and a tensor constant made in forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = ListBackbone()
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = self.backbone(x)
+        mask = (a[:, :1] > 0).type_as(x)
+        y = (a + F.interpolate(b, scale_factor=2.0)) * mask * torch.tensor([0.5]).sum()
+        return F.interpolate(self.head(y), scale_factor=2.0)
+
+
+class TokenAttention(nn.Module):
+    """Spatial-reduction attention (PVT/Segformer style): keys and values from a strided conv of the map."""
+
+    def __init__(self, dim: int, reduction: int) -> None:
+        super().__init__()
+        self.q, self.kv = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim)
+        self.sr = nn.Conv2d(dim, dim, reduction, reduction)
+
+    def forward(self, x: Tensor, height: int, width: int) -> Tensor:
+        batch, _, dim = x.shape
+        q = self.q(x)
+        reduced = self.sr(x.transpose(1, 2).reshape(batch, dim, height, width)).flatten(2).transpose(1, 2)
+        k, v = self.kv(reduced).chunk(2, dim=-1)
+        return (q @ k.transpose(1, 2)).softmax(-1) @ v
+
+
+class TokenStage(nn.Module):
+    """Overlapping patch embedding (stride-2 conv, channels-last), tokens, attention, back to a map."""
+
+    def __init__(self, cin: int, dim: int, stride: int, reduction: int, grid_from_input: bool = False) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(cin, dim, 2 * stride - 1, stride, stride - 1)
+        self.norm, self.attn = nn.LayerNorm(dim), TokenAttention(dim, reduction)
+        self.stride, self.grid_from_input = stride, grid_from_input
+
+    def forward(self, x: Tensor) -> Tensor:
+        grid = (x.shape[2] // self.stride, x.shape[3] // self.stride)  # Twins computes the grid from its input
+        x = self.norm(self.embed(x).permute(0, 2, 3, 1))
+        batch, height, width, dim = x.shape
+        if self.grid_from_input:
+            height, width = grid
+        tokens = x.reshape(batch, -1, dim)
+        tokens = tokens + self.attn(tokens, height, width)
+        return tokens.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
+
+
+class TokenPyramid(nn.Module):
+    """A hierarchical ViT encoder (x2 token stages, reduction attention) under an FPN-style decoder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage1, self.stage3 = TokenStage(3, 8, 2, 4), TokenStage(8, 8, 2, 1)
+        self.stage2 = TokenStage(8, 8, 2, 2, grid_from_input=True)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s1 = self.stage1(x)
+        s2 = self.stage2(s1)
+        s3 = self.stage3(s2)
+        y = s1 + F.interpolate(s2 + F.interpolate(s3, scale_factor=2.0), size=s1.shape[-2:])
+        return F.interpolate(self.head(y), scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+class SpaceToDepthStem(nn.Module):
+    """A x4 space-to-depth stem written with view/permute (TResNet style), then x2 stages and x2 ups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.down = conv_bn_relu(48, 16), conv_bn_relu(16, 16, 2)
+        self.head = nn.Conv2d(16, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.size()
+        s = x.view(n, c, h // 4, 4, w // 4, 4).permute(0, 3, 5, 1, 2, 4).contiguous()
+        s = self.stem(s.view(n, c * 16, h // 4, w // 4))
+        y = s + F.interpolate(self.down(s), scale_factor=2.0)
+        return F.interpolate(F.interpolate(self.head(y), scale_factor=2.0), scale_factor=2.0)
+
+
+class PaddedStrideUNet(nn.Module):
+    """Strided convs on explicitly padded inputs: symmetric ``F.pad`` then a 3x3/2 conv without padding,
+    and TF-"same" fixed padding (one more on the right and bottom) then a 3x3/2 conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, 8)
+        self.down1, self.down2 = nn.Conv2d(8, 8, 3, 2), nn.Conv2d(8, 8, 3, 2)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s0 = self.stem(x)
+        s1 = self.down1(F.pad(s0, (1, 1, 1, 1)))
+        s2 = self.down2(F.pad(s1, (0, 1, 0, 1)))
+        s1 = s1 + F.interpolate(s2, size=s1.shape[-2:])
+        return self.head(s0 + F.interpolate(s1, size=s0.shape[-2:]))
+
+
+class SegmenterOutput(dict):
+    """A HuggingFace-style output: a mapping whose fields read as attributes (``out.logits``)."""
+
+    def __init__(self, logits: Tensor, hidden_states: tuple[Tensor, ...] | None = None) -> None:
+        super().__init__(logits=logits, **({} if hidden_states is None else {"hidden_states": hidden_states}))
+
+    def __getattr__(self, name: str) -> Tensor:
+        return self[name]
+
+
+torch.utils._pytree.register_pytree_node(
+    SegmenterOutput,
+    lambda out: (list(out.values()), list(out)),
+    lambda values, keys: SegmenterOutput(**dict(zip(keys, values))),
+)
+
+
+def returns_tuple_on_request(forward):
+    """A HuggingFace-style decorator: ``forward(self, *args, **kwargs)``, tuple output when asked."""
+
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        return_dict = kwargs.pop("return_dict", None)
+        output = forward(self, *args, **kwargs)
+        return tuple(output.values()) if return_dict is False else output
+
+    return wrapper
+
+
+class ConfigSegmenter(nn.Module):
+    """A model as HuggingFace writes them: optional keyword inputs, a decorated forward, a mapping output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.mid = conv_bn_relu(3, 8, 2), conv_bn_relu(8, 8)
+        self.classifier = nn.Conv2d(8, 2, 1)
+
+    @returns_tuple_on_request
+    def forward(self, pixel_values: Tensor, labels: Tensor | None = None, output_hidden_states: bool | None = None,
+                **kwargs: object) -> SegmenterOutput:
+        hidden = self.mid(self.down(pixel_values))
+        logits = F.interpolate(self.classifier(hidden), scale_factor=2.0, mode="bilinear", align_corners=False)
+        if labels is not None:
+            raise ValueError("this test model computes no loss")
+        return SegmenterOutput(logits, (hidden,) if output_hidden_states else None)
+
+
+class WindowPadded(nn.Module):
+    """Swin-style windows: pads to a multiple of the window only when needed (a Python condition on the
+    size), mixes inside each window, crops back. Traced at a multiple of the window, the graph holds
+    for multiples of the window only."""
+
+    def __init__(self, window: int = 64) -> None:
+        super().__init__()
+        self.window = window
+        self.stem, self.down = conv_bn_relu(3, 8), conv_bn_relu(8, 8, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        b, c, h, w = x.shape
+        if h % self.window or w % self.window:
+            x = F.pad(x, (0, -w % self.window, 0, -h % self.window))
+        hp, wp = x.shape[-2:]
+        windows = x.view(b, c, hp // self.window, self.window, wp // self.window, self.window)
+        x = (x + windows.mean((3, 5), keepdim=True).expand_as(windows).reshape(b, c, hp, wp))[..., :h, :w]
+        return F.interpolate(self.down(x), size=(h, w))
+
+
+class ExampleSizeOnly(nn.Module):
+    """Takes another path at the size it was written for: its graph runs at that size only."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        if h == 64 and w == 64:
+            return x.view(b, c, 64 * 64).mean(-1)
+        return x.flatten(2).mean(-1)
+
+
+class ZeroPadShortcut(nn.Module):
+    """MONAI-style code: a pooling module made inside forward, a zero-padded shortcut sized from the
+    traced shape, ``torch.as_tensor`` around a result and ``int()`` of a channel count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.body = conv_bn_relu(3, 8), conv_bn_relu(8, 16, 2)
+        self.head = nn.Conv2d(16, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        short = nn.AvgPool2d(kernel_size=1, stride=2)(x)
+        zeros = torch.zeros(short.size(0), 16 - short.size(1), *short.shape[2:], dtype=short.dtype, device=short.device)
+        y = self.body(x) + torch.as_tensor(torch.cat([short, zeros], dim=1))
+        y = F.layer_norm(y.permute(0, 2, 3, 1), [int(y.shape[1])]).permute(0, 3, 1, 2)
+        return F.interpolate(self.head(y), scale_factor=2.0)

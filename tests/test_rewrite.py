@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from indexnas import zoo
-from handwritten_models import CompoundHead, ResidualDown, SegNetFunctional, UNetSharedPool, UNetTransposed
+from handwritten_models import (
+    CompoundHead, FunctionalPoolUNet, ResidualDown, SegNetFunctional, UNetSharedPool, UNetTransposed)
 from indexnas import ops
 from indexnas.errors import UserError
 from indexnas.indexnet import IndexNet
@@ -109,6 +110,15 @@ def test_max_baseline_equals_max_pooling_and_unpooling(name):
             assert torch.equal(gm(x), model(x))
 
 
+def test_functional_max_pool_with_indices_and_unpool_become_ip_and_iu_bit_exactly():
+    model = SegNetFunctional().eval()
+    gm, report = insert_indexnet(model, _input(3, (32, 32)), "max", "pool", flops=False)
+    assert [row.action for row in report.rows] == ["IP; IU", "IP; IU"]
+    x = _input(3, (40, 48), batch=2)
+    with torch.no_grad():
+        assert torch.equal(gm(x), model(x))
+
+
 # --- every mode runs, forward and backward, at sizes that are not multiples of 32 ----------------
 
 
@@ -125,9 +135,14 @@ def test_max_baseline_equals_max_pooling_and_unpooling(name):
         (lambda: UNetTransposed().eval(), 3, "stride", "holistic-nl-c"),
         (lambda: UNetSharedPool().eval(), 3, "pool", "hmi"),
         (lambda: CompoundHead().eval(), 3, "stride", "holistic"),  # the model itself needs multiples of 4
+        (lambda: SegNetFunctional().eval(), 3, "pool", "m2o-nl-c"),
+        (lambda: SegNetFunctional().eval(), 3, "decoder", "holistic"),
+        (lambda: FunctionalPoolUNet().eval(), 3, "pool", "max"),
+        (lambda: FunctionalPoolUNet().eval(), 3, "stride", "holistic-nl"),
     ],
     ids=["segnet-pool", "segnet-decoder", "dncnn-pool", "fastdepth-stride", "fastdepth-decoder", "fastdepth_p-pool",
-         "unet-resnet18-stride", "transposed-stride", "shared-pool-module", "compound-stride"],
+         "unet-resnet18-stride", "transposed-stride", "shared-pool-module", "compound-stride",
+         "functional-indices-pool", "functional-indices-decoder", "functional-avg-max-pool", "functional-avg-max-stride"],
 )
 def test_rewritten_model_trains_and_keeps_output_shapes(make, channels, mode, choice):
     model = make()

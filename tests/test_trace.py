@@ -91,6 +91,43 @@ def test_iterating_a_traced_shape_uses_the_example_rank() -> None:
     torch.testing.assert_close(gm(x), model(x))
 
 
+class RankGenericUpCat(nn.Module):
+    """Code written for 2-D and 3-D alike: pads per spatial axis over ``range(len(x.shape) - 2)``
+    and splits heads with ``(*x.shape[:-1], heads, -1)`` unpacking (MONAI and HuggingFace style)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.proj = nn.Conv2d(3, 8, 3, 2, 1), nn.Linear(8, 8)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.interpolate(self.down(x), scale_factor=2.0)
+        pads = [0, 0] * (len(y.shape) - 2)
+        for axis in range(len(x.shape) - 2):
+            if y.shape[-axis - 1] != x.shape[-axis - 1]:
+                pads[axis * 2 + 1] = 1
+        y = F.pad(y, pads)
+        tokens = y.flatten(2).transpose(1, 2)
+        heads = self.proj(tokens).view(*tokens.shape[:-1], 2, -1)
+        return heads.flatten(2).transpose(1, 2).reshape(y.shape)
+
+
+def test_len_of_a_traced_shape_is_the_example_rank_and_ups_stay_visible() -> None:
+    model = RankGenericUpCat().eval()
+    gm, report = analyze(model, torch.randn(1, 3, 16, 16))
+    assert [(p.up.kind, p.transitions[0].name) for p in report.pairs] == [("interpolate", "down")]
+    x = torch.randn(1, 3, 24, 24)
+    torch.testing.assert_close(gm(x), model(x))
+
+
+def test_len_of_a_tensor_value_is_still_refused() -> None:
+    class LenOfBatch(nn.Module):
+        def forward(self, x: Tensor) -> Tensor:
+            return x * len(x)
+
+    with pytest.raises(UserError, match="'len' of a traced value other than a shape"):
+        trace(LenOfBatch(), (torch.randn(2, 3, 8, 8),))
+
+
 class ValueBranch(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x * 2 if x.sum() > 0 else x
@@ -233,3 +270,48 @@ def test_bad_inputs_are_user_errors() -> None:
         analyze(nn.Linear(3, 3), torch.randn(2, 3))
     with pytest.raises(UserError, match="fails on the example input"):
         analyze(hw.SegNetModules(), torch.randn(1, 5, 16, 16))
+
+
+# --- the tracing answers are scoped: restored on every exit path, never seen by other threads ------
+
+
+def _jit_queries() -> tuple[object, object, object]:
+    return torch.jit.is_tracing, torch.compiler.is_compiling, torch.jit.isinstance
+
+
+class _FailsWhileTracing(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.jit.is_tracing():
+            raise RuntimeError("boom inside the traced forward")
+        return x
+
+
+def test_an_exception_inside_tracing_restores_torchs_own_functions() -> None:
+    before = _jit_queries()
+    with pytest.raises(UserError, match="boom inside the traced forward"):
+        trace(_FailsWhileTracing())
+    assert _jit_queries() == before
+    assert torch.jit.is_tracing() is False and torch.compiler.is_compiling() is False
+
+
+def test_another_thread_gets_torchs_answers_while_a_model_is_traced() -> None:
+    import threading
+
+    from indexnas.surgery.jit_answers import tracing_answers
+
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def trace_slowly() -> None:
+        with tracing_answers():
+            seen["tracer"] = (torch.jit.is_tracing(), torch.compiler.is_compiling())
+            inside.set()
+            release.wait(10)
+
+    tracer = threading.Thread(target=trace_slowly)
+    tracer.start()
+    assert inside.wait(10)
+    proxy = torch.fx.Proxy(torch.fx.Graph().placeholder("x"))
+    seen["other"] = (torch.jit.is_tracing(), torch.compiler.is_compiling(), torch.jit.isinstance(proxy, Tensor))
+    release.set()
+    tracer.join()
+    assert seen == {"tracer": (True, True), "other": (False, False, False)}
