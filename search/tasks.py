@@ -75,6 +75,11 @@ class Task(ABC):
         """Channels the model must output for this task on `dataset`."""
         return 1
 
+    def item_statistics(self, output: torch.Tensor, batch: Batch) -> list[Statistics]:
+        """`statistics` of each item of the batch on its own (summed, they are the batch's statistics)."""
+        return [self.statistics(output[i : i + 1], {k: v[i : i + 1] for k, v in batch.items()})
+                for i in range(output.shape[0])]
+
     def aggregate(self, statistics: Iterable[Statistics]) -> dict[str, float]:
         """Exact metrics over many batches: sum their statistics, then finish."""
         totals: Statistics = {}
@@ -116,6 +121,11 @@ class DenoiseTask(Task):
             "ssim": float(metrics.ssim(restored, clean).sum()),
             "images": float(clean.shape[0]),
         }
+
+    def item_statistics(self, output: torch.Tensor, batch: Batch) -> list[Statistics]:
+        restored, clean = self.prediction(output, batch), batch["clean"]  # per-image metrics in one batched call
+        psnr, ssim = metrics.psnr(restored, clean).tolist(), metrics.ssim(restored, clean).tolist()
+        return [{"psnr": p, "ssim": s, "images": 1.0} for p, s in zip(psnr, ssim, strict=True)]
 
     def finish(self, totals: Statistics) -> dict[str, float]:
         return {"psnr": totals["psnr"] / totals["images"], "ssim": totals["ssim"] / totals["images"]}

@@ -4,12 +4,14 @@ The model is trained in place, from the weights it has (to warm-start, load a st
 it before calling), and is left on the device it was trained on. Everything random is seeded
 from `TrainConfig.seed`: Python, NumPy, torch (CPU and CUDA) and the DataLoader's shuffling and
 workers; the model's own initialisation happens before the call, so seed that with
-`seed_everything` too. On CUDA, mixed precision (bf16 where supported, else fp16 with loss
+`seed_everything` too. After training, BatchNorm running statistics are recalibrated on the
+training set's `recalibration` crops when it has them (see `recalibrate_batchnorm`). On CUDA, mixed precision (bf16 where supported, else fp16 with loss
 scaling) is on by default; on CPU training runs in float32.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -66,6 +68,10 @@ class TrainConfig:
     label: str = "train"  # the progress bar's description, e.g. "trial 7"
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     eval_batch_size: int | None = None  # None: batch_size when validation items share one size, else 1
+    # Samples of the training set's `recalibration` crops over which BatchNorm statistics are re-estimated
+    # after training (0: keep the running statistics as trained). See `recalibrate_batchnorm`.
+    bn_recalibration: int = 256
+    eval_at: tuple[int, ...] = ()  # also score the model after these steps (TrainResult.intermediate)
 
     def __post_init__(self) -> None:
         if self.steps is None and self.seconds is None:
@@ -86,6 +92,11 @@ class TrainConfig:
             raise UserError(f"unknown learning-rate schedule {self.schedule!r}", f"use one of: {', '.join(SCHEDULES)}")
         if self.amp not in AMP_MODES:
             raise UserError(f"unknown amp mode {self.amp!r}", f"use one of: {', '.join(AMP_MODES)}")
+        if not isinstance(self.bn_recalibration, int) or self.bn_recalibration < 0:
+            raise UserError(f"bn_recalibration must be a non-negative integer, got {self.bn_recalibration!r}",
+                            "use e.g. bn_recalibration=256, or 0 to keep the running statistics as trained")
+        if any(not isinstance(step, int) or step < 1 for step in self.eval_at):
+            raise UserError(f"eval_at must be positive step numbers, got {self.eval_at!r}", "use e.g. eval_at=(50, 100)")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise UserError(f"seed must be a non-negative integer, got {self.seed!r}", "use e.g. seed=0")
 
@@ -103,6 +114,9 @@ class TrainResult:
     device: str
     amp: str  # precision actually used: "off", "bf16" or "fp16"
     batch_size: int
+    # Per validation part (the first is the one `metrics` names plainly): each item's primary metric.
+    item_scores: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    intermediate: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> metrics (config.eval_at)
 
     @property
     def samples_per_second(self) -> float:
@@ -148,15 +162,19 @@ def train_and_evaluate(
 ) -> TrainResult:
     """Train `model` in place on `train_set` within the budget, then return its metrics on `val_set`."""
     config = config or TrainConfig()
-    result = fit(model, task, train_set, config)
+    result = fit(model, task, train_set, config, val_set=val_set)
     start = time.perf_counter()
-    result.metrics = evaluate(model, task, val_set, config, device=torch.device(result.device), precision=result.amp)
+    result.metrics, result.item_scores = evaluate_items(model, task, val_set, config, device=torch.device(result.device),
+                                                        precision=result.amp)
     result.eval_seconds = time.perf_counter() - start
     return result
 
 
-def fit(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig | None = None) -> TrainResult:
-    """Train `model` in place on `train_set` within the budget (the result's metrics are left empty)."""
+def fit(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig | None = None, *,
+        val_set: Dataset | None = None) -> TrainResult:
+    """Train `model` in place on `train_set` within the budget, then recalibrate its BatchNorm statistics
+    (`recalibrate_batchnorm`); the result's metrics are left empty, its `intermediate` scores (on `val_set`,
+    needed when `config.eval_at` names steps) filled."""
     config = config or TrainConfig()
     device = resolve_device(config.device)
     precision = resolve_amp(config.amp, device)
@@ -168,8 +186,11 @@ def fit(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig | 
     optimizer = OPTIMIZERS[config.optimizer](parameters, lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     batches = _endless_batches(train_set, config, device)
+    if config.eval_at and val_set is None:
+        raise UserError("intermediate scores (eval_at) need a validation set", "pass val_set=... to fit")
 
     losses: list[float] = []
+    intermediate: dict[int, dict[str, float]] = {}
     bar = _progress_bar(config)
     model.train()
     start = time.perf_counter()
@@ -190,19 +211,73 @@ def fit(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig | 
             losses.append(value)
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+            if len(losses) in config.eval_at:  # scored as the final model is, on a copy: training goes on untouched
+                with torch.random.fork_rng(devices=[]):  # loaders draw from torch's global generator
+                    snapshot = copy.deepcopy(model)
+                    recalibrate_batchnorm(snapshot, task, train_set, config, device, precision)
+                    intermediate[len(losses)] = evaluate(snapshot, task, val_set, config, device=device,
+                                                         precision=precision)
     finally:
         bar.close()
+    train_seconds = time.perf_counter() - start
+    recalibrate_batchnorm(model, task, train_set, config, device, precision)
     return TrainResult(
         metrics={},
         steps=len(losses),
-        train_seconds=time.perf_counter() - start,
+        train_seconds=train_seconds,
         eval_seconds=0.0,
         final_loss=losses[-1] if losses else float("nan"),
         losses=losses,
         device=str(device),
         amp=precision,
         batch_size=config.batch_size,
+        intermediate=intermediate,
     )
+
+
+def recalibrate_batchnorm(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig,
+                          device: torch.device, precision: str) -> bool:
+    """Re-estimate every BatchNorm's running statistics (an exact average, weights untouched) over
+    `config.bn_recalibration` samples of `train_set.recalibration`; False when there is nothing to do.
+
+    Why: statistics gathered on small training patches do not hold for whole images. On 40x40
+    patches the deepest features of a 3-stage encoder-decoder are 5x5 maps dominated by zero-padded
+    borders; evaluated on whole photographs with those statistics, dncnn_segnet + holistic fell to
+    18.6-19.2 dB where the same weights reach 23.2-24.7 dB once the statistics come from 128x128
+    crops of the same training images (BENCHMARKS.md, "A score you can trust"). Re-estimating on
+    40x40 patches changes nothing (the running statistics did not lag the weights). Torch's global
+    random state is kept, so a run with intermediate scores trains exactly like one without.
+    """
+    source = getattr(train_set, "recalibration", None)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not config.bn_recalibration or source is None or not norms:
+        return False
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the recalibration batches
+    batch_size = min(config.batch_size, config.bn_recalibration)
+    was_training = model.training
+    model.train()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(config.seed)
+            loader = DataLoader(source, batch_size=batch_size, shuffle=True, num_workers=config.num_workers,
+                                generator=torch.Generator().manual_seed(config.seed))
+            seen = 0
+            while seen < config.bn_recalibration:
+                for batch in loader:
+                    batch = _to_device(batch, device)
+                    with _autocast(device, precision):
+                        model(task.model_inputs(batch))
+                    seen += len(next(iter(batch.values())))
+                    if seen >= config.bn_recalibration:
+                        break
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        model.train(was_training)
+    return True
 
 
 def evaluate(
@@ -214,29 +289,61 @@ def evaluate(
     device: torch.device | None = None,
     precision: str | None = None,
 ) -> dict[str, float]:
-    """Metrics of `model` on `val_set`, in eval mode without gradients, aggregated exactly over all items."""
+    """Metrics of `model` on `val_set`, in eval mode without gradients, aggregated exactly over all items.
+
+    A validation set with `parts` (search.data.validation.ValidationSet) is scored part by part: the first
+    part's metrics keep their names, the others' are prefixed with the part's name ("whole_psnr").
+    """
+    return evaluate_items(model, task, val_set, config, device=device, precision=precision)[0]
+
+
+def evaluate_items(
+    model: nn.Module,
+    task: Task,
+    val_set: Dataset,
+    config: TrainConfig | None = None,
+    *,
+    device: torch.device | None = None,
+    precision: str | None = None,
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """(metrics as `evaluate` gives them, each part's per-item primary metric): the per-item scores
+    are what a paired standard error between two models is computed from (search.scoring)."""
     config = config or TrainConfig()
     device = device or resolve_device(config.device)
     precision = precision or resolve_amp(config.amp, device)
     if len(val_set) == 0:
         raise UserError("the validation set is empty", "give a validation set with at least one sample")
-    same_size = getattr(val_set, "same_size", False)
-    batch_size = config.eval_batch_size or (config.batch_size if same_size else 1)
-    loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=config.num_workers)
+    parts = getattr(val_set, "parts", None) or {"items": val_set}
+    metrics: dict[str, float] = {}
+    items: dict[str, list[float]] = {}
     model.to(device)
     was_training = model.training
     model.eval()
-    statistics = []
     try:
-        with torch.no_grad():
-            for batch in loader:
-                batch = _to_device(batch, device)
-                with _autocast(device, precision):
-                    output = model(task.model_inputs(batch))
-                statistics.append(task.statistics(output.float(), batch))
+        for index, (name, part) in enumerate(parts.items()):
+            statistics = _item_statistics(model, task, part, config, device, precision)
+            prefix = "" if index == 0 else f"{name}_"
+            metrics.update({prefix + key: value for key, value in task.aggregate(statistics).items()})
+            items[name] = [task.finish(s)[task.primary_metric] for s in statistics]
     finally:
         model.train(was_training)
-    return task.aggregate(statistics)
+    return metrics, items
+
+
+def _item_statistics(model: nn.Module, task: Task, dataset: Dataset, config: TrainConfig, device: torch.device,
+                     precision: str) -> list[dict]:
+    """The task's statistics of every item of `dataset` (summed, they give the exact metrics)."""
+    same_size = getattr(dataset, "same_size", False)
+    batch_size = config.eval_batch_size or (config.batch_size if same_size else 1)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=config.num_workers)
+    statistics = []
+    with torch.no_grad():
+        for batch in loader:
+            batch = _to_device(batch, device)
+            with _autocast(device, precision):
+                output = model(task.model_inputs(batch)).float()
+            statistics += task.item_statistics(output, batch)
+    return statistics
 
 
 def _endless_batches(dataset: Dataset, config: TrainConfig, device: torch.device) -> Iterator[dict]:

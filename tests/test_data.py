@@ -273,3 +273,27 @@ def test_folder_errors_for_missing_empty_small_and_unsplittable(tmp_path: Path) 
         folder_dataset("denoise", tmp_path / "one")
     with pytest.raises(UserError, match="images folder .*one/images does not exist(.|\n)*ROOT/labels"):
         folder_dataset("segment", tmp_path / "one")
+
+
+def test_builtin_denoise_validates_on_240_crops_and_the_whole_held_out_photographs() -> None:
+    _, val = builtin_dataset("denoise")
+    crops, whole = val.parts["crops"], val.parts["whole"]
+    assert len(crops) == 240 and crops[0]["clean"].shape == (1, 96, 96)
+    assert [whole[i]["clean"].shape for i in range(3)] == [(1, 512, 512), (1, 288, 384), (1, 400, 592)]
+    assert val[240]["noisy"] is whole[0]["noisy"]  # indexing runs over the parts in order
+
+
+def test_denoise_validation_noise_is_drawn_per_item_from_the_seed_the_same_for_every_trial() -> None:
+    first, second = builtin_dataset("denoise")[1], builtin_dataset("denoise")[1]
+    for index in (0, 239, 240, 242):
+        assert torch.equal(first[index]["noisy"], second[index]["noisy"])
+    assert not torch.equal(first[0]["noisy"] - first[0]["clean"], first[1]["noisy"] - first[1]["clean"])
+
+
+def test_denoise_whole_images_alone_when_eval_size_is_none() -> None:
+    _, val = builtin_dataset("denoise", eval_size=None)
+    assert not hasattr(val, "parts") and len(val) == 3
+    with pytest.raises(UserError, match="whole_images"):
+        builtin_dataset("denoise", whole_images="yes")
+    with pytest.raises(UserError, match="recalibration_size"):
+        builtin_dataset("denoise", recalibration_size=4)

@@ -162,3 +162,78 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_budget() -> N
 def test_an_unknown_schedule_is_a_user_error() -> None:
     with pytest.raises(UserError, match="schedule"):
         TrainConfig(schedule="linear")
+
+
+class _Mean(torch.utils.data.Dataset):
+    """Constant images: item i is filled with the value i (so batch statistics are known exactly)."""
+
+    def __init__(self, values: list[float], side: int) -> None:
+        self.values, self.side = values, side
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image = torch.full((1, self.side, self.side), self.values[index])
+        return {"noisy": image, "clean": image}
+
+
+def test_batchnorm_statistics_are_recalibrated_on_the_recalibration_crops_after_training() -> None:
+    train, val = builtin_dataset("denoise", patch=16, eval_size=16, val_count=4, whole_images=False)
+    train.recalibration = _Mean([1.0, 3.0, 5.0, 7.0], side=24)  # mean 4, variance 5 over their pixels
+    model = nn.Sequential(nn.BatchNorm2d(1), nn.Conv2d(1, 1, 3, padding=1))
+    train_and_evaluate(model, get_task("denoise"), train, val, _quick(steps=2, bn_recalibration=4))
+    norm = model[0]
+    assert norm.running_mean.item() == pytest.approx(4.0)
+    pixels = 4 * 24 * 24
+    assert norm.running_var.item() == pytest.approx(5.0 * pixels / (pixels - 1), rel=1e-5)  # BN's unbiased estimate
+    assert norm.momentum == 0.1  # restored after the exact average
+
+
+def test_recalibration_can_be_switched_off_and_is_skipped_without_recalibration_crops() -> None:
+    train, val = builtin_dataset("denoise", patch=16, eval_size=16, val_count=4, whole_images=False)
+    train.recalibration = _Mean([100.0] * 4, side=24)
+    model = nn.Sequential(nn.BatchNorm2d(1), nn.Conv2d(1, 1, 3, padding=1))
+    train_and_evaluate(model, get_task("denoise"), train, val, _quick(steps=2, bn_recalibration=0))
+    assert model[0].running_mean.item() < 1.0  # as trained on [0, 1] images, not the 100s
+    del train.recalibration
+    model = nn.Sequential(nn.BatchNorm2d(1), nn.Conv2d(1, 1, 3, padding=1))
+    train_and_evaluate(model, get_task("denoise"), train, val, _quick(steps=2))
+    assert model[0].running_mean.item() < 1.0
+
+
+def test_the_builtin_denoiser_recalibrates_on_128_pixel_training_crops() -> None:
+    train, _ = builtin_dataset("denoise")
+    assert train.recalibration[0]["noisy"].shape == (1, 128, 128) and train[0]["noisy"].shape == (1, 40, 40)
+
+
+def test_intermediate_scores_do_not_change_the_training_run() -> None:
+    train, val = builtin_dataset("denoise", patch=16, eval_size=16, val_count=4, whole_images=False)
+    results = []
+    for eval_at in ((), (2, 4)):
+        seed_everything(0)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 1, 3, padding=1))
+        results.append(train_and_evaluate(model, get_task("denoise"), train, val, _quick(steps=6, eval_at=eval_at)))
+    plain, scored = results
+    assert plain.losses == scored.losses and plain.metrics == scored.metrics
+    assert sorted(scored.intermediate) == [2, 4] and scored.intermediate[4]["psnr"] != scored.intermediate[2]["psnr"]
+    assert plain.intermediate == {}
+
+
+def test_validation_parts_are_scored_separately_with_per_item_scores() -> None:
+    train, val = builtin_dataset("denoise", patch=16, eval_size=32, val_count=6)
+    assert list(val.parts) == ["crops", "whole"] and len(val) == 6 + 3
+    model = _tiny_net("denoise", train)
+    result = train_and_evaluate(model, get_task("denoise"), train, val, _quick(steps=2))
+    assert {"psnr", "ssim", "whole_psnr", "whole_ssim"} == set(result.metrics)
+    assert len(result.item_scores["crops"]) == 6 and len(result.item_scores["whole"]) == 3
+    assert result.metrics["psnr"] == pytest.approx(np.mean(result.item_scores["crops"]))
+    assert result.metrics["whole_psnr"] == pytest.approx(np.mean(result.item_scores["whole"]))
+    assert evaluate(model, get_task("denoise"), val.parts["whole"])["psnr"] == pytest.approx(result.metrics["whole_psnr"])
+
+
+def test_bad_recalibration_and_eval_at_are_user_errors() -> None:
+    with pytest.raises(UserError, match="bn_recalibration"):
+        TrainConfig(bn_recalibration=-1)
+    with pytest.raises(UserError, match="eval_at"):
+        TrainConfig(eval_at=(0,))
