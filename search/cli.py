@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--data", help="dataset folder in the task's standard layout (default: built-in offline data)")
     search.add_argument("--max-params", type=float, help="budget: parameters added; configurations over it are not trained")
     search.add_argument("--max-gflops", type=float, help="budget: GFLOPs of the whole model at --flops-size")
+    search.add_argument("--objectives", default="metric,params",
+                        help="what the study optimises, comma-separated: metric, params (added), gflops "
+                        "(default metric,params; bound GFLOPs with --max-gflops)")
     search.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="multi-objective sampler (default tpe)")
     search.add_argument("--no-paper-grid", action="store_true", help="do not enqueue the paper's 15 uniform configurations")
     search.add_argument("--no-warm-start", action="store_true", help="train every trial from scratch")
@@ -96,7 +99,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         budget_seconds=args.budget_seconds, data=args.data, sigma=args.sigma, patch=args.patch,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, workers=args.workers, sampler=args.sampler,
         paper_grid=not args.no_paper_grid, warm_start=not args.no_warm_start, max_params=args.max_params,
-        max_gflops=args.max_gflops, progress=not args.quiet,
+        max_gflops=args.max_gflops, objectives=args.objectives, progress=not args.quiet,
     )
     return _run(settings, report=not args.no_report)
 

@@ -83,7 +83,8 @@ class TaskProblem(Problem):
         from indexnas.search.train import TrainConfig
 
         s = self.settings
-        return TrainConfig(steps=budget.steps, seconds=budget.seconds, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
+        return TrainConfig(steps=budget.steps, seconds=budget.seconds, batch_size=s.batch_size, lr=s.lr,
+                           seed=s.seed if budget.seed is None else budget.seed,
                            progress=budget.progress, label=budget.label)
 
     def train(self, model: nn.Module, budget: Budget) -> dict[str, Any]:
@@ -93,10 +94,13 @@ class TaskProblem(Problem):
         return {"steps": result.steps, "device": result.device}
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        from indexnas.search.train import evaluate
+        """The task's metrics; the primary metric per validation item stays in `item_scores` (search.scoring)."""
+        from indexnas.search.train import evaluate_items
 
         device = next(model.parameters()).device
-        return evaluate(model, self.task_spec, self.val_set, self.config(Budget(1)), device=device)
+        metrics, self.item_scores = evaluate_items(model, self.task_spec, self.val_set, self.config(Budget(1)),
+                                                   device=device)
+        return metrics
 
     def check(self) -> None:
         """Two training samples through the host: wrong input or output channels fail here, before any training;

@@ -29,6 +29,7 @@ class Budget:
     seconds: float | None = None
     label: str = "train"  # e.g. "host" or "trial 7", for progress bars
     progress: bool = False  # whether a progress bar is welcome
+    seed: int | None = None  # the run's seed (search.scoring.trial_seed for a trial; None: the problem's own)
 
 
 class Problem(ABC):

@@ -16,7 +16,7 @@ DEFAULT_GRACE_S = 60.0  # a trial without a heartbeat for this long is failed an
 MODES = ("pool", "stride", "decoder")
 # Settings that define what a study's trials mean: resuming with other values would mix results.
 IDENTITY_FIELDS = ("task", "model", "model_args", "host_fingerprint", "mode", "width", "budget_steps", "budget_seconds", "data", "sigma", "patch",
-                   "batch_size", "lr", "seed", "max_params", "max_gflops", "flops_size")
+                   "batch_size", "lr", "seed", "max_params", "max_gflops", "flops_size", "objectives")
 
 
 @dataclass
@@ -49,6 +49,7 @@ class SearchSettings:
     max_gflops: float | None = None  # GFLOPs of the whole model at flops_size
     flops_size: int = 224  # the paper measures GFLOPs at 224 x 224
     eval_size: int | None = None
+    objectives: str = "metric,params"  # search.objectives: any of metric, params, gflops, the metric first
     progress: bool = True
     heartbeat_interval: float = DEFAULT_HEARTBEAT_S
     grace_period: float = DEFAULT_GRACE_S
@@ -77,6 +78,9 @@ class SearchSettings:
         except (TypeError, ValueError) as error:
             raise UserError(f"model arguments must be numbers, strings, lists or dicts: {error}",
                             "pass Python literals, e.g. --model-arg classes=6") from None
+        from indexnas.search.objectives import parse
+
+        parse(self.objectives)
         if not self.study or any(c in self.study for c in "/\\\n"):
             raise UserError(f"invalid study name {self.study!r}", "use letters, digits, '-', '_' and '.'")
 

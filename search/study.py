@@ -9,6 +9,7 @@ their own train/evaluate callables (`indexnas.search`); both run through this on
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import logging
@@ -32,6 +33,7 @@ from indexnas.version import __version__
 from indexnas.atomic import atomic_save
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec, paper_variants
+from indexnas.search import cache, objectives, scoring
 from indexnas.search import space as search_space
 from indexnas.search.problem import Budget, MetricNotFinite, Problem, check_metrics
 from indexnas.search.preflight import check_settings
@@ -176,7 +178,8 @@ def warm_start(settings: SearchSettings, problem: Problem) -> dict[str, Any]:
                 "ran out of memory" if is_out_of_memory(error) else "failed")
         raise UserError(f"training the host {settings.model} {kind}: {describe(error)}",
                         problem.host_failure_fix()) from error
-    summary = {"trained": True, "metrics": metrics, "train_seconds": train_seconds, "steps": facts.get("steps")}
+    summary = {"trained": True, "metrics": metrics, "train_seconds": train_seconds, "steps": facts.get("steps"),
+               "item_scores": getattr(problem, "item_scores", {})}
     atomic_save({"state_dict": problem.host.state_dict(), "summary": summary, "identity": settings.identity()}, path)
     return summary
 
@@ -216,11 +219,11 @@ def open_study(storage: optuna.storages.BaseStorage, settings: SearchSettings, c
             return optuna.load_study(study_name=settings.study, storage=storage, sampler=make_sampler(settings))
         metrics = context.problem.directions
         study = optuna.create_study(storage=storage, study_name=settings.study,
-                                    directions=[*metrics.values(), "minimize", "minimize"],
+                                    directions=objectives.directions(objectives.parse(settings.objectives), metrics),
                                     sampler=make_sampler(settings), load_if_exists=True)
         with warnings.catch_warnings():  # experimental in Optuna: names the objectives in optuna-dashboard
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(objective_names(context.problem))
+            study.set_metric_names(objective_names(context.problem, settings))
         study.set_user_attr(ATTR, study_attrs(settings, context))
         if settings.paper_grid:
             enqueue_paper_grid(study, context)
@@ -249,9 +252,10 @@ def check_resumable(storage: optuna.storages.BaseStorage, settings: SearchSettin
                         "resume it with the same settings, or pass a new --study name")
 
 
-def objective_names(problem: Problem) -> list[str]:
-    """The study's objectives in value order: the searched metrics, then parameters added and GFLOPs."""
-    return [*problem.directions, "params_added", "gflops"]
+def objective_names(problem: Problem, settings: SearchSettings) -> list[str]:
+    """The study's objectives in value order (search.objectives): the searched metrics, then by default
+    parameters added; GFLOPs too when asked for."""
+    return objectives.stored_names(objectives.parse(settings.objectives), problem.directions)
 
 
 def study_attrs(settings: SearchSettings, context: SearchContext) -> dict[str, Any]:
@@ -260,7 +264,7 @@ def study_attrs(settings: SearchSettings, context: SearchContext) -> dict[str, A
         "settings": {**settings.to_dict(), "storage": mask_url(settings.storage)},
         "task": settings.task, "model": settings.model, "mode": settings.mode, "budget_steps": settings.budget_steps,
         "primary_metric": metric, "direction": direction, "directions": context.problem.directions,
-        "objectives": objective_names(context.problem), "source": context.problem.source,
+        "objectives": objective_names(context.problem, settings), "source": context.problem.source,
         "pairs": context.pairs, "host": context.host_summary,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "indexnas_version": __version__, "seed": settings.seed,
@@ -393,17 +397,22 @@ class Objective:
         ctx, settings, problem = self.context, self.context.settings, self.context.problem
         self.trained = False
         trial.set_user_attr("worker", f"{socket.gethostname()}-{os.getpid()}")
+        seed = scoring.trial_seed(settings.seed, trial.number)
+        trial.set_user_attr("seed", seed)
+        seed_everything(seed)  # the IndexNets' initial weights, like the trial's batches
         try:
             suggestion = ctx.space.suggest(trial, settings.max_params, settings.max_gflops)
         except optuna.TrialPruned:
             raise
         except Exception as error:  # a choice the model cannot take, or the user's model failing in surgery
             self._fail(trial, "model_error", describe(error))
+        if (original := cache.find_duplicate(trial, suggestion.choices, ctx.space.rewritable_pairs)) is not None:
+            return cache.answer(trial, original)
         model, self.trained = suggestion.model, True
         try:
-            seed_everything(settings.seed)
+            seed_everything(seed)
             start = time.perf_counter()
-            facts = problem.train(model, budget(settings, f"trial {trial.number}")) or {}
+            facts = problem.train(model, dataclasses.replace(budget(settings, f"trial {trial.number}"), seed=seed)) or {}
             train_seconds = time.perf_counter() - start
             metrics = check_metrics(problem.evaluate(model), problem.directions)
             device = str(next(model.parameters()).device)
@@ -416,6 +425,7 @@ class Objective:
         except Exception as error:  # out of memory, or the model raised (a UserError: e.g. a wrong output shape)
             self._fail(trial, "oom" if is_out_of_memory(error) else "model_error", describe(error))
         trial.set_user_attr("metrics", metrics)
+        scoring.record(trial, getattr(problem, "item_scores", {}), ctx.host_summary)
         trial.set_user_attr("train_seconds", train_seconds)
         for key in ("steps", "device"):
             trial.set_user_attr(key, facts.get(key, device if key == "device" else None))
@@ -432,7 +442,7 @@ class Objective:
         log.info("trial %d (%s): %s %.4g, +%s parameters, %.3f GFLOPs, trained %.0f s", trial.number,
                  trial.user_attrs.get("uniform") or describe_choices(suggestion.choices), primary, metrics[primary],
                  f"{suggestion.params_added:,}", suggestion.gflops, train_seconds)
-        return (*(metrics[name] for name in problem.directions), float(suggestion.params_added), suggestion.gflops)
+        return objectives.values(objectives.parse(settings.objectives), problem.directions, metrics, suggestion.costs())
 
     @staticmethod
     def _fail(trial: optuna.Trial, kind: str, message: str) -> NoReturn:

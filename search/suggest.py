@@ -115,6 +115,7 @@ def _describe(pair: Any, options: Any) -> dict[str, Any]:
     return {"name": pair.name, "up": pair.up.target, "downs": [t.name for t in pair.transitions],
             "channels": high.channels, "in_size": list(high.in_size), "out_size": list(pair.transitions[-1].out_size),
             "up_channels": pair.up.in_channels, "allowed": [str(s) for s in options.allowed],
+            "down_kinds": sorted({d.kind for t in pair.transitions for d in t.downs}), "up_kind": pair.up.kind,
             "why_limited": options.reason}
 
 
@@ -122,7 +123,7 @@ def suggest(trial: optuna.Trial, model: nn.Module, example_input: torch.Tensor, 
             max_params: float | None = None, max_gflops: float | None = None) -> Suggestion:
     """In your own Optuna objective: this trial's IndexNet configuration of ``model`` (a rewritten copy).
 
-    Asks ``trial`` for each pair's family / linearity / context (the CLI search's parameter names), stores
+    Asks ``trial`` for each pair's choice (the CLI search's parameter names, `search.space`), stores
     the recipe and costs as the trial's user attributes, and raises `optuna.TrialPruned` before any training
     when the copy adds more than ``max_params`` parameters or costs more than ``max_gflops`` GFLOPs.
     To analyse a host once for many trials, build a `SearchSpace` and call its `suggest`.

@@ -9,22 +9,26 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from indexnas.search.cache import DUPLICATE_ATTR
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import mask_url
 
 
 def pareto_rows(study: optuna.Study) -> list[dict]:
-    """One row per Pareto-optimal trial: choices, metric, parameters added, GFLOPs, training time."""
+    """One row per Pareto-optimal trial (repeats answered from the cache left out: their original is
+    listed): choices, metric and its paired standard error against the host, parameters added, GFLOPs, time."""
     metric = study.user_attrs.get("indexnas", {}).get("primary_metric", "metric")
     rows = []
-    for trial in sorted(study.best_trials, key=lambda t: t.values[-2]):  # values: metrics..., params_added, gflops
+    best = [t for t in study.best_trials if DUPLICATE_ATTR not in t.user_attrs]
+    for trial in sorted(best, key=lambda t: (t.user_attrs.get("params_added", 0), t.number)):
         choices = trial.user_attrs.get("choices", {})
         rows.append({
             "trial": trial.number,
             "config": trial.user_attrs.get("uniform") or describe_choices(choices),
             metric: trial.values[0],
-            "params_added": int(trial.values[-2]),
-            "gflops": trial.values[-1],
+            "se": trial.user_attrs.get("score_se_vs_host", float("nan")),
+            "params_added": int(trial.user_attrs.get("params_added", 0)),
+            "gflops": trial.user_attrs.get("gflops", float("nan")),
             "train_s": trial.user_attrs.get("train_seconds", float("nan")),
         })
     return rows
@@ -36,15 +40,20 @@ def describe_choices(choices: dict[str, str]) -> str:
 
 
 def print_summary(study: optuna.Study, settings: SearchSettings, wall_seconds: float, report: Path | None) -> None:
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    metric = study.user_attrs.get("indexnas", {}).get("primary_metric", "metric")
-    print(f"\nstudy {settings.study!r}: {states.count(TrialState.COMPLETE)} completed, "
-          f"{states.count(TrialState.FAIL)} failed, {states.count(TrialState.PRUNED)} over budget; "
-          f"wall time {wall_seconds / 60:.1f} min")
-    print(f"Pareto-optimal trials ({metric} vs parameters added vs GFLOPs):")
-    print(f"{'trial':>6}  {metric:>8}  {'params+':>10}  {'GFLOPs':>8}  configuration")
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    repeats = sum(t.state == TrialState.COMPLETE and DUPLICATE_ATTR in t.user_attrs for t in trials)
+    attrs = study.user_attrs.get("indexnas", {})
+    metric = attrs.get("primary_metric", "metric")
+    print(f"\nstudy {settings.study!r}: {states.count(TrialState.COMPLETE)} completed ({repeats} of them repeats "
+          f"answered from the cache, not trained), {states.count(TrialState.FAIL)} failed, "
+          f"{states.count(TrialState.PRUNED)} over budget; wall time {wall_seconds / 60:.1f} min")
+    print(f"Pareto-optimal trials ({' vs '.join(attrs.get('objectives', [metric]))}); "
+          f"'+-' is the standard error of the difference to the host over the validation items:")
+    print(f"{'trial':>6}  {metric:>8}  {'+-':>6}  {'params+':>10}  {'GFLOPs':>8}  configuration")
     for row in pareto_rows(study):
-        print(f"{row['trial']:>6}  {row[metric]:>8.3f}  {row['params_added']:>10,}  {row['gflops']:>8.3f}  {row['config']}")
+        print(f"{row['trial']:>6}  {row[metric]:>8.3f}  {row['se']:>6.3f}  {row['params_added']:>10,}  "
+              f"{row['gflops']:>8.3f}  {row['config']}")
     print(f"\nstorage: {mask_url(settings.storage)} (study {settings.study!r})")
     print(f"weights: {settings.out_dir / 'checkpoints'} (Pareto-optimal trials)")
     if report is not None:

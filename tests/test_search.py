@@ -39,8 +39,8 @@ def test_the_study_holds_exactly_the_requested_completed_trials(finished):
     _, study = finished
     states = [t.state for t in study.trials]
     assert states.count(TrialState.COMPLETE) == 4
-    assert study.user_attrs["indexnas"]["objectives"] == ["psnr", "params_added", "gflops"]
-    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    assert study.user_attrs["indexnas"]["objectives"] == ["psnr", "params_added"]  # GFLOPs: a budget by default
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
 
 
 def test_the_paper_grid_comes_first_host_then_uniform_configurations(finished):
@@ -61,7 +61,7 @@ def test_every_trial_stores_choices_recipe_metrics_costs_and_timing(finished):
         assert attrs["recipe"]["choices"] == attrs["choices"]
         assert {"psnr", "ssim"} <= set(attrs["metrics"])
         assert trial.values[0] == attrs["metrics"]["psnr"]
-        assert attrs["params_added"] == trial.values[1] and attrs["gflops"] == trial.values[2]
+        assert attrs["params_added"] == trial.values[1] and attrs["gflops"] > 0
         assert attrs["train_seconds"] > 0 and attrs["latency_ms"] > 0 and attrs["steps"] == 2
 
 
