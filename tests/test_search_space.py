@@ -108,3 +108,16 @@ def test_standard_errors_alone_and_paired():
     assert scoring.paired_standard_error([2.0, 4.0, 6.5], [1.0, 3.0, 5.5]) == 0.0  # a constant gap is exact
     assert scoring.paired_standard_error([1.0], [1.0, 2.0]) != scoring.paired_standard_error([1.0], [1.0, 2.0])  # NaN
     assert {scoring.trial_seed(0, n) for n in range(5)} == {1, 2, 3, 4, 5}  # none is the warm start's seed 0
+
+
+def test_a_study_takes_gflops_as_a_third_objective_on_request(tmp_path):
+    from conftest import tiny_settings
+    from indexnas.search.settings import SearchSettings
+    from indexnas.search.study import run_search
+
+    with pytest.raises(UserError, match="objective"):
+        SearchSettings(**tiny_settings(tmp_path, objectives="metric,latency"))
+    study = run_search(SearchSettings(**tiny_settings(tmp_path, trials=1, objectives="metric,params,gflops")))
+    assert study.user_attrs["indexnas"]["objectives"] == ["psnr", "params_added", "gflops"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    assert study.trials[0].values[2] == study.trials[0].user_attrs["gflops"] > 0
