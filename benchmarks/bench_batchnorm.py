@@ -1,0 +1,90 @@
+"""Why encoder-decoders collapse on whole images, and what fixes it: BatchNorm statistics under five regimes.
+
+On the demo's denoising search (`indexnas.search.cli.DEMO`), the warm host and a few paper configurations are
+fine-tuned with the running statistics kept as trained (`bn_recalibration=0`), then scored on the 240 crops and
+the 3 whole held-out photographs with:
+  running      the running statistics of training (momentum 0.1 over 40x40 patches)
+  per-image    each image's own statistics (train-mode BatchNorm at evaluation)
+  recal-40     statistics re-estimated (exact average, weights fixed) over 256 training patches of 40x40:
+               if this fixed it, the running statistics had lagged the weights
+  recal-128    the same over 256 training crops of 128x128 (the default fix), with two sampling seeds
+  recal-128/64 only 64 crops of 128x128: how much the fix depends on the sample size
+Usage::
+
+    python benchmarks/bench_batchnorm.py --threads 1 [--out runs/bench_fidelity]   # reuses that run's warm host
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
+
+from indexnas.spec import IndexSpec  # noqa: E402
+from indexnas.search import space as search_space  # noqa: E402
+from indexnas.search.cli import DEMO  # noqa: E402
+from indexnas.search.host import rewrite  # noqa: E402
+from indexnas.search.scoring import trial_seed  # noqa: E402
+from indexnas.search.settings import SearchSettings  # noqa: E402
+from indexnas.search.study import prepare, train_config  # noqa: E402
+from indexnas.search.train import evaluate_items, recalibrate_batchnorm, train_and_evaluate  # noqa: E402
+
+SUBJECTS = ("keep", "holistic", "m2o")
+
+
+def per_image_statistics(model: nn.Module) -> nn.Module:
+    """A copy whose BatchNorms normalise with each batch's (here: each image's) own statistics."""
+    copied = copy.deepcopy(model)
+    for norm in copied.modules():
+        if isinstance(norm, nn.modules.batchnorm._BatchNorm):
+            norm.track_running_stats, norm.running_mean, norm.running_var = False, None, None
+    return copied
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/bench_fidelity")
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = SearchSettings(study="fidelity", storage=str(Path(args.out) / "studies.log"), out=args.out,
+                              progress=False, **DEMO)
+    ctx = prepare(settings)
+    crops40 = SimpleNamespace(recalibration=ctx.train_set)
+    rows = ["| configuration | regime | crops PSNR | whole PSNR | per photo (camera, coins, coffee) |", "|---|---|---|---|---|"]
+    for number, name in enumerate(SUBJECTS):
+        seed = trial_seed(settings.seed, 200 + number)
+        config = dataclasses.replace(train_config(settings, label=name), seed=seed, bn_recalibration=0)
+        torch.manual_seed(seed)
+        model, _ = rewrite(copy.deepcopy(ctx.host), ctx.example, search_space.uniform(ctx.spaces, IndexSpec.parse(name)),
+                           settings.mode, settings.model)
+        train_and_evaluate(model, ctx.task, ctx.train_set, ctx.val_set, config)
+        regimes = {"running": model, "per-image": per_image_statistics(model)}
+        for label, source, samples, recal_seed in (("recal-40", crops40, 256, seed), ("recal-128", ctx.train_set, 256, seed),
+                                                   ("recal-128 (other seed)", ctx.train_set, 256, seed + 1000),
+                                                   ("recal-128/64", ctx.train_set, 64, seed)):
+            copied = copy.deepcopy(model)
+            recalibrate_batchnorm(copied, ctx.task, source, dataclasses.replace(config, bn_recalibration=samples,
+                                                                                 seed=recal_seed), torch.device("cpu"), "off")
+            regimes[label] = copied
+        for label, candidate in regimes.items():
+            metrics, items = evaluate_items(candidate, ctx.task, ctx.val_set, dataclasses.replace(config, eval_batch_size=1
+                                            if label == "per-image" else None))
+            rows.append(f"| {name} | {label} | {metrics['psnr']:.2f} | {metrics['whole_psnr']:.2f} | "
+                        f"{', '.join(f'{v:.2f}' for v in items['whole'])} |")
+            print(rows[-1], flush=True)
+    print("\n" + "\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
