@@ -42,11 +42,6 @@ class PairSpace:
             choices.append(MODELWISE)
         return cls(name, tuple(choices), modelwise)
 
-    @property
-    def families(self) -> tuple[str, ...]:
-        """The families among the choices, in order (for messages and reports)."""
-        return tuple(dict.fromkeys(IndexSpec.parse(c).family for c in self.choices))
-
 
 def modelwise_variants(spaces: list[PairSpace]) -> tuple[str, ...]:
     """The o2o-modelwise variants every pair offering modelwise allows (one module serves them all)."""
