@@ -29,12 +29,10 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from indexnas.spec import IndexSpec  # noqa: E402
-from indexnas.search import space as search_space  # noqa: E402
 from indexnas.search.cli import DEMO  # noqa: E402
-from indexnas.search.host import rewrite  # noqa: E402
 from indexnas.search.scoring import trial_seed  # noqa: E402
 from indexnas.search.settings import SearchSettings  # noqa: E402
-from indexnas.search.study import prepare, train_config  # noqa: E402
+from indexnas.search.study import budget, prepare  # noqa: E402
 from indexnas.search.train import evaluate_items, recalibrate_batchnorm, train_and_evaluate  # noqa: E402
 
 SUBJECTS = ("keep", "holistic", "m2o")
@@ -59,25 +57,26 @@ def main() -> int:
     settings = SearchSettings(study="fidelity", storage=str(Path(args.out) / "studies.log"), out=args.out,
                               progress=False, **DEMO)
     ctx = prepare(settings)
-    crops40 = SimpleNamespace(recalibration=ctx.train_set)
+    problem = ctx.problem
+    crops40 = SimpleNamespace(recalibration=problem.train_set)
     rows = ["| configuration | regime | crops PSNR | whole PSNR | per photo (camera, coins, coffee) |", "|---|---|---|---|---|"]
     for number, name in enumerate(SUBJECTS):
         seed = trial_seed(settings.seed, 200 + number)
-        config = dataclasses.replace(train_config(settings, label=name), seed=seed, bn_recalibration=0)
+        config = dataclasses.replace(problem.config(budget(settings, name)), seed=seed, bn_recalibration=0)
         torch.manual_seed(seed)
-        model, _ = rewrite(copy.deepcopy(ctx.host), ctx.example, search_space.uniform(ctx.spaces, IndexSpec.parse(name)),
-                           settings.mode, settings.model)
-        train_and_evaluate(model, ctx.task, ctx.train_set, ctx.val_set, config)
+        model = ctx.space.rewrite({pair["name"]: IndexSpec.parse(name) for pair in ctx.pairs}).model
+        train_and_evaluate(model, problem.task_spec, problem.train_set, problem.val_set, config)
         regimes = {"running": model, "per-image": per_image_statistics(model)}
-        for label, source, samples, recal_seed in (("recal-40", crops40, 256, seed), ("recal-128", ctx.train_set, 256, seed),
-                                                   ("recal-128 (other seed)", ctx.train_set, 256, seed + 1000),
-                                                   ("recal-128/64", ctx.train_set, 64, seed)):
+        for label, source, samples, recal_seed in (("recal-40", crops40, 256, seed),
+                                                   ("recal-128", problem.train_set, 256, seed),
+                                                   ("recal-128 (other seed)", problem.train_set, 256, seed + 1000),
+                                                   ("recal-128/64", problem.train_set, 64, seed)):
             copied = copy.deepcopy(model)
-            recalibrate_batchnorm(copied, ctx.task, source, dataclasses.replace(config, bn_recalibration=samples,
+            recalibrate_batchnorm(copied, problem.task_spec, source, dataclasses.replace(config, bn_recalibration=samples,
                                                                                  seed=recal_seed), torch.device("cpu"), "off")
             regimes[label] = copied
         for label, candidate in regimes.items():
-            metrics, items = evaluate_items(candidate, ctx.task, ctx.val_set, dataclasses.replace(config, eval_batch_size=1
+            metrics, items = evaluate_items(candidate, problem.task_spec, problem.val_set, dataclasses.replace(config, eval_batch_size=1
                                             if label == "per-image" else None))
             rows.append(f"| {name} | {label} | {metrics['psnr']:.2f} | {metrics['whole_psnr']:.2f} | "
                         f"{', '.join(f'{v:.2f}' for v in items['whole'])} |")

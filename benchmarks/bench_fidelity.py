@@ -20,7 +20,6 @@ trained (`bn_recalibration=0`), scored, then recalibrated on 128x128 training cr
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import os
 import platform
@@ -36,12 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from indexnas.atomic import atomic_write_bytes  # noqa: E402
 from indexnas.spec import IndexSpec, paper_variants  # noqa: E402
-from indexnas.search import space as search_space  # noqa: E402
 from indexnas.search.cli import DEMO  # noqa: E402
-from indexnas.search.host import rewrite  # noqa: E402
 from indexnas.search.scoring import trial_seed  # noqa: E402
 from indexnas.search.settings import SearchSettings  # noqa: E402
-from indexnas.search.study import SearchContext, prepare, train_config  # noqa: E402
+from indexnas.search.study import SearchContext, budget, prepare  # noqa: E402
 from indexnas.search.train import evaluate_items, recalibrate_batchnorm, resolve_device, train_and_evaluate  # noqa: E402
 
 FRACTIONS = (0.25, 0.5)
@@ -66,13 +63,13 @@ def configurations(quick: bool) -> list[tuple[str, IndexSpec]]:
 
 def train_one(context: SearchContext, spec: IndexSpec, number: int, **config_changes) -> tuple:
     """(model, TrainResult) of one configuration fine-tuned from the warm host as study trial ``number``."""
-    settings = context.settings
+    settings, problem = context.settings, context.problem
     seed = trial_seed(settings.seed, number)
     torch.manual_seed(seed)
-    model, _ = rewrite(copy.deepcopy(context.host), context.example, search_space.uniform(context.spaces, spec),
-                       settings.mode, settings.model)
-    config = dataclasses.replace(train_config(settings, label=str(spec)), seed=seed, **config_changes)
-    return model, train_and_evaluate(model, context.task, context.train_set, context.val_set, config)
+    model = context.space.rewrite({pair["name"]: spec for pair in context.pairs}).model
+    config = dataclasses.replace(problem.config(budget(settings, str(spec))), seed=seed, **config_changes)
+    return model, train_and_evaluate(model, problem.task_spec, problem.train_set, problem.val_set, config)
+
 
 def correlations(early: list[float], final: list[float]) -> dict[str, float]:
     rho, rho_p = stats.spearmanr(early, final)
@@ -147,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     subjects = BN_SUBJECTS[:2] if args.quick else BN_SUBJECTS
     for number, name in enumerate(subjects):
         model, before = train_one(context, IndexSpec.parse(name), 100 + number, bn_recalibration=0)
-        config = dataclasses.replace(train_config(settings, label=name), seed=trial_seed(settings.seed, 100 + number))
-        recalibrate_batchnorm(model, context.task, context.train_set, config, device, "off")
-
-        after, items = evaluate_items(model, context.task, context.val_set, config, device=device)
+        problem = context.problem
+        config = dataclasses.replace(problem.config(budget(settings, name)), seed=trial_seed(settings.seed, 100 + number))
+        recalibrate_batchnorm(model, problem.task_spec, problem.train_set, config, device, "off")
+        after, items = evaluate_items(model, problem.task_spec, problem.val_set, config, device=device)
         lines.append(f"| {name} | {before.metrics['psnr']:.2f} | {after['psnr']:.2f} | {before.metrics['whole_psnr']:.2f} "
                      f"| {after['whole_psnr']:.2f} | {', '.join(f'{v:.2f}' for v in before.item_scores['whole'])} "
                      f"| {', '.join(f'{v:.2f}' for v in items['whole'])} |")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import optuna
@@ -14,7 +13,7 @@ from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import objectives, scoring
 from indexnas.search import space as search_space
 from indexnas.search.canonical import canonical_choices, configuration_key
-from indexnas.search.host import describe_pairs, rewrite
+from indexnas.search.suggest import SearchSpace
 from indexnas.surgery.loading import load_model
 
 MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
@@ -23,9 +22,8 @@ MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
 @pytest.fixture(scope="module")
 def host():
     model, example = load_model(MODEL)
-    pairs, allowed = describe_pairs(model, example, "pool")
-    spaces = [search_space.PairSpace.from_allowed(p["name"], allowed[p["name"]]) for p in pairs]
-    return model, example, pairs, spaces
+    space = SearchSpace(model, example, "pool")
+    return model, space, space.rewritable_pairs, space.spaces
 
 
 def test_each_pair_is_one_categorical_over_its_full_choices(host):
@@ -56,15 +54,15 @@ def test_params_for_reproduces_every_paper_configuration_and_refuses_what_the_sp
 
 
 def test_max_on_a_max_pooling_pair_is_the_host_and_builds_the_same_function(host):
-    model, example, pairs, spaces = host
+    model, space, pairs, spaces = host
     names = [p["name"] for p in pairs]
     assert all(p["down_kinds"] == ["maxpool"] and p["up_kind"] == "unpool" for p in pairs)
     assert canonical_choices({n: "max" for n in names}, pairs) == {n: "keep" for n in names}
     assert configuration_key({n: "max" for n in names}, pairs) == configuration_key({n: "keep" for n in names}, pairs)
-    rewritten, cost = rewrite(copy.deepcopy(model), example, {n: IndexSpec("max") for n in names}, "pool", "tiny")
+    rewritten = space.rewrite({n: IndexSpec("max") for n in names})
     x = torch.rand(2, 1, 32, 32)
     with torch.no_grad():
-        assert torch.allclose(rewritten(x), model(x), atol=1e-6) and cost["params_added"] == 0
+        assert torch.allclose(rewritten.model(x), model(x), atol=1e-6) and rewritten.params_added == 0
 
 
 def test_max_is_not_the_host_where_the_host_upsamples_otherwise():
@@ -73,13 +71,13 @@ def test_max_is_not_the_host_where_the_host_upsamples_otherwise():
 
 
 def test_modelwise_at_a_single_pair_is_o2o_shared_with_the_same_parameters(host):
-    model, example, pairs, _ = host
+    _, space, pairs, _ = host
     first, second = (p["name"] for p in pairs)
     lone = {first: IndexSpec("o2o-modelwise", True, True), second: IndexSpec("keep")}
     assert canonical_choices(lone, pairs) == {first: "o2o-shared-nl-c", second: "keep"}
     shared = {first: IndexSpec("o2o-shared", True, True), second: IndexSpec("keep")}
     assert configuration_key(lone, pairs) == configuration_key(shared, pairs)
-    costs = [rewrite(copy.deepcopy(model), example, c, "pool", "tiny")[1]["params_added"] for c in (lone, shared)]
+    costs = [space.rewrite(c).params_added for c in (lone, shared)]
     assert costs[0] == costs[1] > 0
     both = {first: IndexSpec("o2o-modelwise"), second: IndexSpec("o2o-modelwise")}
     assert canonical_choices(both, pairs) == {first: "o2o-modelwise", second: "o2o-modelwise"}  # really shared
