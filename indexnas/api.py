@@ -31,13 +31,13 @@ def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn
            mode: str = "pool", budget_steps: int = 500, budget_seconds: float | None = None,
            max_params: float | None = None, max_gflops: float | None = None, sampler: str = "tpe", seed: int = 0,
            workers: int = 1, paper_grid: bool = True, warm_start: bool = True, progress: bool = False,
-           report: bool = True, name: str | None = None) -> optuna.Study:
+           report: bool = True, name: str | None = None, objectives: str = "metric,params") -> optuna.Study:
     """Search per-pair IndexNet choices of ``model`` with your own training and evaluation.
 
     ``train(model, budget)`` trains a trial's rewritten copy in place (``budget.steps`` / ``budget.seconds``);
     ``evaluate(model)`` returns ``{metric: value}`` with every metric named in ``directions``
-    (``{"accuracy": "maximize"}``). The study's objectives are those metrics, then parameters added and
-    GFLOPs at ``example_input``. As `indexnas search`: the untouched host and the paper's uniform grid
+    (``{"accuracy": "maximize"}``). The study's objectives are those metrics, then parameters added
+    (``objectives="metric,params,gflops"`` adds GFLOPs at ``example_input``). As `indexnas search`: the untouched host and the paper's uniform grid
     first, the host trained once (warm start), budgets checked before training, resumable under the same
     ``study`` name, Pareto-optimal weights kept in ``out`` (default runs/STUDY) with a report.
     """
@@ -52,7 +52,7 @@ def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn
         out=os.fspath(out) if out is not None else str(Path("runs") / study_name), trials=trials, mode=mode,
         budget_steps=budget_steps, budget_seconds=budget_seconds, max_params=max_params, max_gflops=max_gflops,
         sampler=sampler, seed=seed, workers=workers, paper_grid=paper_grid, warm_start=warm_start,
-        progress=progress, host_fingerprint=fingerprint(model),
+        progress=progress, host_fingerprint=fingerprint(model), objectives=objectives,
     )
     result = run_search(settings, problem)
     if report:
