@@ -26,7 +26,6 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from indexnas.spec import IndexSpec  # noqa: E402
 from indexnas.search.cli import DEMO  # noqa: E402

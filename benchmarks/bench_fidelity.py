@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from indexnas.atomic import atomic_write_bytes  # noqa: E402
 from indexnas.spec import IndexSpec, paper_variants  # noqa: E402

@@ -30,7 +30,6 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from indexnas.search import space as search_space  # noqa: E402
 from indexnas.search.host import build_datasets, describe_pairs, load_host, rewrite  # noqa: E402

@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from bench_ops import clock, machine  # noqa: E402
 from indexnas.errors import UserError  # noqa: E402

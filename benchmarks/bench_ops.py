@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from indexnas.indexnet import IndexNet, MaxIndex, UniformIndex  # noqa: E402
 from indexnas.ops import indexed_pool, indexed_upsample, normalize_regions, regions_to_map  # noqa: E402

@@ -38,7 +38,6 @@ import optuna
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from indexnas.atomic import atomic_write_bytes  # noqa: E402
 from indexnas.errors import UserError  # noqa: E402

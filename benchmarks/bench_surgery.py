@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
 from indexnas.surgery.detect import detect  # noqa: E402
 from indexnas.surgery.loading import load_model  # noqa: E402
