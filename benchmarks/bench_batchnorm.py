@@ -26,13 +26,12 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-
-from indexnas.spec import IndexSpec  # noqa: E402
-from indexnas.search.cli import DEMO  # noqa: E402
-from indexnas.search.scoring import trial_seed  # noqa: E402
-from indexnas.search.settings import SearchSettings  # noqa: E402
-from indexnas.search.study import budget, prepare  # noqa: E402
-from indexnas.search.train import evaluate_items, recalibrate_batchnorm, train_and_evaluate  # noqa: E402
+from indexnas.spec import IndexSpec
+from indexnas.search.cli import DEMO
+from indexnas.search.scoring import trial_seed
+from indexnas.search.settings import SearchSettings
+from indexnas.search.study import budget, prepare
+from indexnas.search.train import evaluate_items, recalibrate_batchnorm, train_and_evaluate
 
 SUBJECTS = ("keep", "holistic", "m2o")
 

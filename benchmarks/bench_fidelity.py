@@ -31,14 +31,13 @@ import numpy as np
 import torch
 from scipy import stats
 
-
-from indexnas.atomic import atomic_write_bytes  # noqa: E402
-from indexnas.spec import IndexSpec, paper_variants  # noqa: E402
-from indexnas.search.cli import DEMO  # noqa: E402
-from indexnas.search.scoring import trial_seed  # noqa: E402
-from indexnas.search.settings import SearchSettings  # noqa: E402
-from indexnas.search.study import SearchContext, budget, prepare  # noqa: E402
-from indexnas.search.train import evaluate_items, recalibrate_batchnorm, resolve_device, train_and_evaluate  # noqa: E402
+from indexnas.atomic import atomic_write_bytes
+from indexnas.spec import IndexSpec, paper_variants
+from indexnas.search.cli import DEMO
+from indexnas.search.scoring import trial_seed
+from indexnas.search.settings import SearchSettings
+from indexnas.search.study import SearchContext, budget, prepare
+from indexnas.search.train import evaluate_items, recalibrate_batchnorm, resolve_device, train_and_evaluate
 
 FRACTIONS = (0.25, 0.5)
 BN_SUBJECTS = ("keep", "holistic", "m2o", "o2o-shared-nl")

@@ -30,11 +30,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-
-from indexnas.search import space as search_space  # noqa: E402
-from indexnas.search.host import build_datasets, describe_pairs, load_host, rewrite  # noqa: E402
-from indexnas.search.settings import SearchSettings  # noqa: E402
-from indexnas.search.storage import open_storage  # noqa: E402
+from indexnas.search import space as search_space
+from indexnas.search.host import build_datasets, describe_pairs, load_host, rewrite
+from indexnas.search.settings import SearchSettings
+from indexnas.search.storage import open_storage
 
 SAMPLE_S = 0.5  # nvidia-smi sampling period
 STOP_GRACE_S = 15  # after SIGINT at the time limit, how long the run may take to stop before SIGKILL

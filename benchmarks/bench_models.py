@@ -24,12 +24,12 @@ import torch
 from torch import Tensor, nn
 
 
-from bench_ops import clock, machine  # noqa: E402
-from indexnas.errors import UserError  # noqa: E402
-from indexnas.search.train import AMP_MODES, resolve_amp  # noqa: E402
-from indexnas.spec import paper_variants  # noqa: E402
-from indexnas.surgery.rewrite import insert_indexnet  # noqa: E402
-from indexnas.zoo import create_model, example_input, list_models  # noqa: E402
+from bench_ops import clock, machine
+from indexnas.errors import UserError
+from indexnas.search.train import AMP_MODES, resolve_amp
+from indexnas.spec import paper_variants
+from indexnas.surgery.rewrite import insert_indexnet
+from indexnas.zoo import create_model, example_input, list_models
 
 MODES = ("pool", "stride")  # tried in this order: the first that rewrites at least one pair
 SMALL_FAMILIES = ("o2o-shared", "o2o-modelwise")  # the paper's "negligible" extra cost

@@ -28,9 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-from indexnas.indexnet import IndexNet, MaxIndex, UniformIndex  # noqa: E402
-from indexnas.ops import indexed_pool, indexed_upsample, normalize_regions, regions_to_map  # noqa: E402
+from indexnas.indexnet import IndexNet, MaxIndex, UniformIndex
+from indexnas.ops import indexed_pool, indexed_upsample, normalize_regions, regions_to_map
 
 SHAPES = {"small": (8, 64, 160, 160), "large": (16, 256, 80, 80), "tiny": (2, 8, 32, 32)}  # tiny: smoke runs
 PAPER_SHAPES = ["small", "large"]

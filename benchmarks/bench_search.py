@@ -38,21 +38,20 @@ import optuna
 import pandas as pd
 import torch
 
-
-from indexnas.atomic import atomic_write_bytes  # noqa: E402
-from indexnas.errors import UserError  # noqa: E402
-from indexnas.spec import IndexSpec, paper_variants  # noqa: E402
-from indexnas.reports import hypervolume_2d, hypervolume_curve, pareto_mask, results_from_study, trials_frame  # noqa: E402
-from indexnas.reports.frame import CHOICE_PREFIX, METRIC_PREFIX  # noqa: E402
-from indexnas.reports.hypervolume import PARAMS_REFERENCE_MARGIN, log_params  # noqa: E402
-from indexnas.search import space as search_space  # noqa: E402
-from indexnas.search.cli import DEMO  # noqa: E402
-from indexnas.search.settings import SearchSettings  # noqa: E402
-from indexnas.search.study import (  # noqa: E402
+from indexnas.atomic import atomic_write_bytes
+from indexnas.errors import UserError
+from indexnas.spec import IndexSpec, paper_variants
+from indexnas.reports import hypervolume_2d, hypervolume_curve, pareto_mask, results_from_study, trials_frame
+from indexnas.reports.frame import CHOICE_PREFIX, METRIC_PREFIX
+from indexnas.reports.hypervolume import PARAMS_REFERENCE_MARGIN, log_params
+from indexnas.search import space as search_space
+from indexnas.search.cli import DEMO
+from indexnas.search.settings import SearchSettings
+from indexnas.search.study import (
     Objective, SearchContext, TrialFailure, counts, keep_pareto_checkpoints, make_sampler, next_step, open_study,
     budget, prepare, settings_storage,
 )
-from indexnas.search.train import train_and_evaluate  # noqa: E402
+from indexnas.search.train import train_and_evaluate
 
 GRID_TRIALS = 16  # the untouched host + the paper's 15 uniform configurations
 # --quick: every arm and code path, at a few training steps on small evaluation crops.

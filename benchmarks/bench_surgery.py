@@ -24,11 +24,10 @@ from collections.abc import Callable
 
 import torch
 
-
-from indexnas.surgery.detect import detect  # noqa: E402
-from indexnas.surgery.loading import load_model  # noqa: E402
-from indexnas.surgery.pairing import pair_ups  # noqa: E402
-from indexnas.surgery.trace import eval_mode, propagate_and_check, trace  # noqa: E402
+from indexnas.surgery.detect import detect
+from indexnas.surgery.loading import load_model
+from indexnas.surgery.pairing import pair_ups
+from indexnas.surgery.trace import eval_mode, propagate_and_check, trace
 
 DEFAULT_MODELS = (
     "segnet", "dncnn_segnet", "fastdepth", "fastdepth_p", "matting", "timm:resnet18", "timm:convnext_atto",
