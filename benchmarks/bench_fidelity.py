@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,6 +36,8 @@ from indexnas.search.scoring import trial_seed
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import SearchContext, budget, prepare
 from indexnas.search.train import evaluate_items, recalibrate_batchnorm, resolve_device, train_and_evaluate
+
+from bench_search import machine  # the machine line every search benchmark prints (benchmarks/ is on sys.path)
 
 FRACTIONS = (0.25, 0.5)
 BN_SUBJECTS = ("keep", "holistic", "m2o", "o2o-shared-nl")
@@ -79,15 +79,6 @@ def halving_keeps_top(early: list[float], final: list[float], top: int = 3) -> i
     kept = set(np.argsort(early)[::-1][: (len(early) + 1) // 2])
     return len(kept & set(np.argsort(final)[::-1][:top]))
 
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads); load {load}"
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)

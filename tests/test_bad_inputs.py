@@ -34,6 +34,8 @@ from indexnas.surgery.loading import load_model
 
 CONSOLE = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "indexnas"
 
+WIDENING = Path(__file__).resolve().parent / "assets" / "widening.py"
+
 MODELS = '''
 import torch
 from torch import nn
@@ -62,30 +64,6 @@ def untraceable():
 
 def nopairs():
     return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 3, padding=1)), torch.rand(1, 1, 40, 40)
-
-
-class Widening(nn.Module):
-    """Pools 8 channels and upsamples 16: depthwise index maps cannot meet both."""
-
-    def __init__(self):
-        super().__init__()
-        self.c1, self.pool = nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2)
-        self.c2, self.up, self.head = nn.Conv2d(8, 16, 3, padding=1), nn.Upsample(scale_factor=2), nn.Conv2d(16, 1, 1)
-
-    def forward(self, x):
-        return self.head(self.up(self.c2(self.pool(self.c1(x)))))
-
-
-def widening():
-    return Widening(), torch.rand(1, 1, 40, 40)
-
-
-def wrong_rank():
-    return Widening(), torch.rand(1, 40, 40)
-
-
-def wrong_channels():
-    return Widening(), torch.rand(1, 3, 40, 40)
 '''
 
 
@@ -208,18 +186,18 @@ def test_a_model_with_no_down_up_pairs(capsys, tmp_path, models):
 
 
 def test_a_choice_the_pair_cannot_take(capsys, models):
-    err = cli_error(capsys, ["insert", f"{models}:widening", "--choice", "pool=o2o-shared"])
+    err = cli_error(capsys, ["insert", f"{WIDENING}:widening", "--choice", "pool=o2o-shared"])
     assert "pair 'pool' cannot take 'o2o-shared'" in err and "pool reads 8 channels but the up up has 16" in err
     assert "choose one of: avg, hmi, holistic" in err
     with pytest.raises(UserError, match="cannot take 'm2o'"):
-        insert_indexnet(*load_model(f"{models}:widening"), {"pool": "m2o"})
+        insert_indexnet(*load_model(f"{WIDENING}:widening"), {"pool": "m2o"})
 
 
 def test_an_example_input_of_the_wrong_rank_or_channels(capsys, tmp_path, models):
-    assert "no 4-D (N, C, H, W) image among the example inputs" in cli_error(capsys, ["pairs", f"{models}:wrong_rank"])
+    assert "no 4-D (N, C, H, W) image among the example inputs" in cli_error(capsys, ["pairs", f"{WIDENING}:wrong_rank"])
     err = cli_error(capsys, ["pairs", f"{models}:wrong_channels"])
     assert "fails on the example input (1, 3, 40, 40) itself" in err and "to have 1 channels" in err
-    err = cli_error(capsys, search_args(tmp_path, f"{models}:wrong_rank"))
+    err = cli_error(capsys, search_args(tmp_path, f"{WIDENING}:wrong_rank"))
     assert "takes input (1, 40, 40) but the denoise task feeds (batch, 1, height, width) images" in err
     segment = [*search_args(tmp_path), "--task", "segment"]
     assert "the segment task feeds (batch, 3, height, width)" in cli_error(capsys, segment)

@@ -4,6 +4,7 @@ for misspelt names, timm model listing with a pattern, and tables that fit a 100
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
 
@@ -48,26 +49,7 @@ def test_table_of_a_factory_with_its_own_example_refuses_an_explicit_size(factor
     assert "--size does not apply" in capsys.readouterr().err
 
 
-WIDENING = '''
-import torch
-from torch import nn
-
-
-class Widening(nn.Module):
-    """Pools 8 channels and upsamples 16: depthwise index maps cannot meet both."""
-
-    def __init__(self):
-        super().__init__()
-        self.c1, self.pool = nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2)
-        self.c2, self.up, self.head = nn.Conv2d(8, 16, 3, padding=1), nn.Upsample(scale_factor=2), nn.Conv2d(16, 1, 1)
-
-    def forward(self, x):
-        return self.head(self.up(self.c2(self.pool(self.c1(x)))))
-
-
-def widening():
-    return Widening(), torch.rand(1, 1, 24, 24)
-'''
+WIDENING = Path(__file__).resolve().parent / "assets" / "widening.py"
 
 
 def _error(capsys, argv: list[str]) -> str:
@@ -123,10 +105,8 @@ def test_insert_tables_fit_100_columns_and_name_the_channels_plainly(capsys):
     assert "encoder.stage1.pool  decoder.stage1.unpool  maxpool->unpool  64x64 -> 32x32  32 / 32" in out
 
 
-def test_allowed_summarises_the_choices_and_gives_the_reasons_below(capsys, tmp_path):
-    path = tmp_path / "widening.py"
-    path.write_text(WIDENING)
-    assert main(["insert", f"{path}:widening", "--allowed"]) == 0
+def test_allowed_summarises_the_choices_and_gives_the_reasons_below(capsys):
+    assert main(["insert", f"{WIDENING}:widening", "--allowed"]) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 100
     assert "keep hmi avg holistic[-nl][-c] (7)" in out  # max: per-channel indices, like depthwise maps
