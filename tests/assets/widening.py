@@ -22,3 +22,7 @@ def widening():
 
 def wrong_rank():
     return Widening(), torch.rand(1, 40, 40)
+
+
+def wrong_channels():
+    return Widening(), torch.rand(1, 3, 40, 40)
