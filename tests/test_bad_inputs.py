@@ -193,7 +193,7 @@ def test_a_choice_the_pair_cannot_take(capsys, models):
         insert_indexnet(*load_model(f"{WIDENING}:widening"), {"pool": "m2o"})
 
 
-def test_an_example_input_of_the_wrong_rank_or_channels(capsys, tmp_path, models):
+def test_an_example_input_of_the_wrong_rank_or_channels(capsys, tmp_path):
     assert "no 4-D (N, C, H, W) image among the example inputs" in cli_error(capsys, ["pairs", f"{WIDENING}:wrong_rank"])
     err = cli_error(capsys, ["pairs", f"{WIDENING}:wrong_channels"])
     assert "fails on the example input (1, 3, 40, 40) itself" in err and "to have 1 channels" in err
