@@ -185,7 +185,7 @@ def test_a_model_with_no_down_up_pairs(capsys, tmp_path, models):
     nothing_written(tmp_path)
 
 
-def test_a_choice_the_pair_cannot_take(capsys, models):
+def test_a_choice_the_pair_cannot_take(capsys):
     err = cli_error(capsys, ["insert", f"{WIDENING}:widening", "--choice", "pool=o2o-shared"])
     assert "pair 'pool' cannot take 'o2o-shared'" in err and "pool reads 8 channels but the up up has 16" in err
     assert "choose one of: avg, hmi, holistic" in err
