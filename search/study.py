@@ -180,8 +180,19 @@ def warm_start(settings: SearchSettings, problem: Problem) -> dict[str, Any]:
                         problem.host_failure_fix()) from error
     summary = {"trained": True, "metrics": metrics, "train_seconds": train_seconds, "steps": facts.get("steps"),
                "item_scores": getattr(problem, "item_scores", {})}
-    atomic_save({"state_dict": problem.host.state_dict(), "summary": summary, "identity": settings.identity()}, path)
+    save_or_stop({"state_dict": problem.host.state_dict(), "summary": summary, "identity": settings.identity()}, path,
+                 "the warm host")
     return summary
+
+
+def save_or_stop(payload: Any, path: Path, what: str) -> None:
+    """Write ``payload`` atomically; a full disk or a permission error stops the search with one line
+    (the disk, not a trial, is at fault, and the study stays resumable once it is fixed)."""
+    try:
+        atomic_save(payload, path)
+    except OSError as error:
+        raise UserError(f"cannot write {what} {path}: {error.strerror or error}",
+                        "free disk space or fix the permissions of --out, then run the same command to resume") from None
 
 
 def budget(settings: SearchSettings, label: str) -> Budget:
@@ -431,12 +442,8 @@ class Objective:
             trial.set_user_attr(key, facts.get(key, device if key == "device" else None))
         trial.set_user_attr("latency_ms", latency)
         path = checkpoint_path(settings.out_dir, trial.number)
-        try:
-            atomic_save(checkpoint(model, suggestion.recipe, problem, metrics, suggestion.costs(), trial.number,
-                                   settings.study), path)
-        except OSError as error:  # the disk, not the trial: stop, and let the user resume once it is fixed
-            raise UserError(f"cannot write the checkpoint {path}: {error.strerror or error}",
-                            "free disk space or fix the permissions of --out, then run the same command to resume") from None
+        save_or_stop(checkpoint(model, suggestion.recipe, problem, metrics, suggestion.costs(), trial.number,
+                                settings.study), path, "the checkpoint")
         trial.set_user_attr("checkpoint", str(path))
         primary = next(iter(problem.directions))
         log.info("trial %d (%s): %s %.4g, +%s parameters, %.3f GFLOPs, trained %.0f s", trial.number,
