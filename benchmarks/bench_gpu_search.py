@@ -14,7 +14,6 @@ cost count (what every trial does before training). Usage::
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import json
 import os
@@ -31,9 +30,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from indexnas.search import space as search_space
-from indexnas.search.host import build_datasets, describe_pairs, load_host, rewrite
+from indexnas.search.host import build_datasets, load_host
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
+from indexnas.search.suggest import SearchSpace
 
 SAMPLE_S = 0.5  # nvidia-smi sampling period
 STOP_GRACE_S = 15  # after SIGINT at the time limit, how long the run may take to stop before SIGKILL
@@ -81,7 +81,8 @@ class GpuSampler:
 
 
 def probe(settings: SearchSettings, batches: int) -> dict:
-    """Time one training batch of the task's data and one rewrite + cost count of the host, on their own."""
+    """Time one training batch of the task's data, the host's analysis (once per worker) and one rewrite + cost
+    count (once per trial), each on its own."""
     train_set, _ = build_datasets(settings)
     loader = iter(DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, drop_last=True,
                              generator=torch.Generator().manual_seed(0)))
@@ -90,13 +91,14 @@ def probe(settings: SearchSettings, batches: int) -> dict:
     for _ in range(batches):
         next(loader)
     data_ms = (time.perf_counter() - start) / batches * 1e3
-    host, example = load_host(settings, train_set)
-    pairs, allowed = describe_pairs(host, example, settings.mode)
-    spaces = [search_space.PairSpace.from_allowed(p["name"], allowed[p["name"]]) for p in pairs]
+    host, example, _ = load_host(settings, train_set)
     start = time.perf_counter()
-    rewrite(copy.deepcopy(host), example, search_space.uniform(spaces, PROBE_CHOICE), settings.mode, settings.model)
+    space = SearchSpace(host, example, settings.mode, name=settings.model)  # once per worker: trace, check, pair
+    analysis_s = time.perf_counter() - start
+    start = time.perf_counter()
+    space.rewrite(search_space.uniform(space.spaces, PROBE_CHOICE))  # once per trial: rewrite a copy, count costs
     return {"data_ms_per_batch": data_ms, "data_batches_timed": batches, "surgery_s": time.perf_counter() - start,
-            "surgery_choice": PROBE_CHOICE, "pairs": len(pairs)}
+            "analysis_s_per_worker": analysis_s, "surgery_choice": PROBE_CHOICE, "pairs": len(space.spaces)}
 
 
 def search_command(args: argparse.Namespace, workers: int, out: Path) -> list[str]:
