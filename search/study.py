@@ -167,10 +167,7 @@ def warm_start(settings: SearchSettings, problem: Problem) -> dict[str, Any]:
         return load_warm_host(path, settings, problem.host)
     try:
         log.info("training the host once (%d steps); every trial fine-tunes from its weights", settings.budget_steps)
-        start = time.perf_counter()
-        facts = problem.train(problem.host, budget(settings, "host")) or {}
-        train_seconds = time.perf_counter() - start
-        metrics = check_metrics(problem.evaluate(problem.host), problem.directions)
+        facts, train_seconds, metrics = train_and_score(problem, problem.host, budget(settings, "host"))
     except UserError:
         raise
     except Exception as error:  # the user's model fails on the data: no trial can succeed
@@ -183,6 +180,15 @@ def warm_start(settings: SearchSettings, problem: Problem) -> dict[str, Any]:
     save_or_stop({"state_dict": problem.host.state_dict(), "summary": summary, "identity": settings.identity()}, path,
                  "the warm host")
     return summary
+
+
+def train_and_score(problem: Problem, model: nn.Module, limit: Budget) -> tuple[dict[str, Any], float, dict[str, float]]:
+    """Train ``model`` within ``limit``, then evaluate it: (what the training reports, its seconds, the checked
+    metrics). The warm host and every trial go through this one sequence."""
+    start = time.perf_counter()
+    facts = problem.train(model, limit) or {}
+    seconds = time.perf_counter() - start
+    return facts, seconds, check_metrics(problem.evaluate(model), problem.directions)
 
 
 def save_or_stop(payload: Any, path: Path, what: str) -> None:
@@ -388,11 +394,12 @@ class _StartedTrial:
 
     def __init__(self, objective: Objective, lock: StudyLock) -> None:
         self.objective = objective
+        self.run = requeue_when_interrupted(objective)  # a signal fails the trial as `interrupted` and re-queues it
         self.lock = lock
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         self.lock.release()
-        return requeue_when_interrupted(self.objective)(trial)
+        return self.run(trial)
 
 
 class Objective:
@@ -422,10 +429,8 @@ class Objective:
         model, self.trained = suggestion.model, True
         try:
             seed_everything(seed)
-            start = time.perf_counter()
-            facts = problem.train(model, dataclasses.replace(budget(settings, f"trial {trial.number}"), seed=seed)) or {}
-            train_seconds = time.perf_counter() - start
-            metrics = check_metrics(problem.evaluate(model), problem.directions)
+            facts, train_seconds, metrics = train_and_score(
+                problem, model, dataclasses.replace(budget(settings, f"trial {trial.number}"), seed=seed))
             device = str(next(model.parameters()).device)
             latency = measure_latency(model, ctx.space.inputs[0], device)
         except DivergedError as error:
