@@ -32,9 +32,8 @@ def check_settings(settings: SearchSettings) -> None:
     """The seed, the run folder and the storage, checked before any file is written."""
     if isinstance(settings.seed, bool) or not isinstance(settings.seed, int) or not 0 <= settings.seed <= MAX_SEED:
         raise UserError(f"--seed must be an integer from 0 to {MAX_SEED}, got {settings.seed!r}", "pass e.g. --seed 0")
-    locate_storage(settings.storage)
+    journal = locate_storage(settings.storage).journal  # a malformed URL is refused before the folders
     check_writable_folder(settings.out_dir, "--out")
-    journal = locate_storage(settings.storage).journal
     if journal is not None:
         check_writable_folder(journal.parent, "the --storage journal's folder")
 
