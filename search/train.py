@@ -4,14 +4,16 @@ The model is trained in place, from the weights it has (to warm-start, load a st
 it before calling), and is left on the device it was trained on. Everything random is seeded
 from `TrainConfig.seed`: Python, NumPy, torch (CPU and CUDA) and the DataLoader's shuffling and
 workers; the model's own initialisation happens before the call, so seed that with
-`seed_everything` too. After training, BatchNorm running statistics are recalibrated on the
-training set's `recalibration` crops when it has them (see `recalibrate_batchnorm`). On CUDA, mixed precision (bf16 where supported, else fp16 with loss
+`seed_everything` too. When the training set has `recalibration` crops (larger than its patches), the
+last `final_phase` of the budget trains on them, so that the weights and the BatchNorm statistics hold for
+large inputs, and the statistics are then re-estimated on them (see `fit`, `recalibrate_batchnorm`). On CUDA, mixed precision (bf16 where supported, else fp16 with loss
 scaling) is on by default; on CPU training runs in float32.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import time
@@ -68,6 +70,10 @@ class TrainConfig:
     label: str = "train"  # the progress bar's description, e.g. "trial 7"
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     eval_batch_size: int | None = None  # None: batch_size when validation items share one size, else 1
+    # Share of the budget (its last steps, counted in it) trained on the training set's `recalibration` crops,
+    # with `final_batch_size` of them per step (None: about the pixels of a patch batch, at least 2). See `fit`.
+    final_phase: float = 0.25
+    final_batch_size: int | None = None
     # Samples of the training set's `recalibration` crops over which BatchNorm statistics are re-estimated
     # after training (0: keep the running statistics as trained). See `recalibrate_batchnorm`.
     bn_recalibration: int = 256
@@ -80,7 +86,7 @@ class TrainConfig:
             raise UserError(f"steps must be a positive integer or None, got {self.steps!r}", "use e.g. steps=500")
         if self.seconds is not None and not self.seconds > 0:
             raise UserError(f"seconds must be positive or None, got {self.seconds!r}", "use e.g. seconds=60")
-        for name in ("batch_size", "eval_batch_size"):
+        for name in ("batch_size", "eval_batch_size", "final_batch_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UserError(f"{name} must be a positive integer, got {value!r}", f"use e.g. {name}=16")
@@ -92,6 +98,9 @@ class TrainConfig:
             raise UserError(f"unknown learning-rate schedule {self.schedule!r}", f"use one of: {', '.join(SCHEDULES)}")
         if self.amp not in AMP_MODES:
             raise UserError(f"unknown amp mode {self.amp!r}", f"use one of: {', '.join(AMP_MODES)}")
+        if isinstance(self.final_phase, bool) or not isinstance(self.final_phase, (int, float)) or not 0 <= self.final_phase < 1:
+            raise UserError(f"final_phase must be a share of the budget in [0, 1), got {self.final_phase!r}",
+                            "use e.g. final_phase=0.25, or 0 to train on the patches only")
         if not isinstance(self.bn_recalibration, int) or self.bn_recalibration < 0:
             raise UserError(f"bn_recalibration must be a non-negative integer, got {self.bn_recalibration!r}",
                             "use e.g. bn_recalibration=256, or 0 to keep the running statistics as trained")
@@ -117,6 +126,7 @@ class TrainResult:
     # Per validation part (the first is the one `metrics` names plainly): each item's primary metric.
     item_scores: dict[str, list[float]] = field(default_factory=dict, repr=False)
     intermediate: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> metrics (config.eval_at)
+    final_steps: int = 0  # the last steps of `steps`, trained on the training set's `recalibration` crops
 
     @property
     def samples_per_second(self) -> float:
@@ -174,7 +184,14 @@ def fit(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig | 
         val_set: Dataset | None = None) -> TrainResult:
     """Train `model` in place on `train_set` within the budget, then recalibrate its BatchNorm statistics
     (`recalibrate_batchnorm`); the result's metrics are left empty, its `intermediate` scores (on `val_set`,
-    needed when `config.eval_at` names steps) filled."""
+    needed when `config.eval_at` names steps) filled.
+
+    The last `config.final_phase` of the budget (its steps count toward it) trains on `train_set.recalibration`
+    when there is one: crops as large as the evaluation's (128x128 for 40x40 denoising patches), batches of
+    `final_batch_size`. Why: statistics and weights adapted to small patches do not hold for whole images,
+    where the deepest feature maps are no longer dominated by zero-padded borders; swapping in the large
+    crops' statistics only after training rescued some models and cost others several dB, training the last
+    phase on them held for every configuration measured (BENCHMARKS.md, "A score you can trust")."""
     config = config or TrainConfig()
     device = resolve_device(config.device)
     precision = resolve_amp(config.amp, device)
@@ -186,6 +203,8 @@ def fit(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig | 
     optimizer = OPTIMIZERS[config.optimizer](parameters, lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     batches = _endless_batches(train_set, config, device)
+    final_set = getattr(train_set, "recalibration", None) if config.final_phase else None
+    final_steps = 0
     if config.eval_at and val_set is None:
         raise UserError("intermediate scores (eval_at) need a validation set", "pass val_set=... to fit")
 
@@ -196,8 +215,14 @@ def fit(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig | 
     start = time.perf_counter()
     try:
         while not _budget_spent(len(losses), time.perf_counter() - start, config):
+            used = _budget_fraction(len(losses), time.perf_counter() - start, config)
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * SCHEDULES[config.schedule](_budget_fraction(len(losses), time.perf_counter() - start, config))
+                group["lr"] = config.lr * SCHEDULES[config.schedule](used)
+            in_final_phase = final_set is not None and used >= 1 - config.final_phase
+            if in_final_phase and not final_steps:  # from here on: the larger crops
+                final_config = dataclasses.replace(config, batch_size=final_batch_size(train_set, final_set, config))
+                batches = _endless_batches(final_set, final_config, device)
+            final_steps += in_final_phase
             batch = next(batches)
             optimizer.zero_grad(set_to_none=True)
             with _autocast(device, precision):
@@ -232,7 +257,18 @@ def fit(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig | 
         amp=precision,
         batch_size=config.batch_size,
         intermediate=intermediate,
+        final_steps=final_steps,
     )
+
+
+def final_batch_size(train_set: Dataset, final_set: Dataset, config: TrainConfig) -> int:
+    """Samples per step of the final phase: `config.final_batch_size`, else as many large crops as hold about
+    the pixels of one batch of training patches, at least 2 (BatchNorm needs more than one sample)."""
+    if config.final_batch_size is not None:
+        return config.final_batch_size
+    with torch.random.fork_rng(devices=[]):  # training samples draw from torch's generator: leave it as it was
+        patch, crop = (math.prod(next(iter(dataset[0].values())).shape[-2:]) for dataset in (train_set, final_set))
+    return max(2, round(config.batch_size * patch / crop))
 
 
 def recalibrate_batchnorm(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig,

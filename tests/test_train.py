@@ -207,6 +207,49 @@ def test_the_builtin_denoiser_recalibrates_on_128_pixel_training_crops() -> None
     assert train.recalibration[0]["noisy"].shape == (1, 128, 128) and train[0]["noisy"].shape == (1, 40, 40)
 
 
+class _InputSizes(nn.Module):
+    """Records the shape of every training batch it sees (forward passes with gradients)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+        self.net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(4, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            self.shapes.append(tuple(x.shape))
+        return self.net(x)
+
+
+def test_the_last_quarter_of_the_steps_trains_on_the_larger_crops_within_the_budget() -> None:
+    train, val = builtin_dataset("denoise", patch=16, eval_size=16, val_count=4, whole_images=False,
+                                 recalibration_size=24)
+    model = _InputSizes()
+    result = train_and_evaluate(model, get_task("denoise"), train, val, _quick(steps=8, final_phase=0.25))
+    assert result.steps == 8 and result.final_steps == 2  # the final phase is part of the budget
+    # 4 patches of 16x16 a step, then 2 crops of 24x24: about the same pixels (4 * 256 / 576 rounds to 2)
+    assert model.shapes == [(4, 1, 16, 16)] * 6 + [(2, 1, 24, 24)] * 2
+
+
+def test_the_final_phase_can_be_switched_off_and_needs_larger_crops() -> None:
+    train, val = builtin_dataset("denoise", patch=16, eval_size=16, val_count=4, whole_images=False)
+    model = _InputSizes()
+    result = train_and_evaluate(model, get_task("denoise"), train, val, _quick(steps=4, final_phase=0.0))
+    assert result.final_steps == 0 and model.shapes == [(4, 1, 16, 16)] * 4
+    del train.recalibration
+    model = _InputSizes()
+    result = train_and_evaluate(model, get_task("denoise"), train, val, _quick(steps=4, final_batch_size=3))
+    assert result.final_steps == 0 and model.shapes == [(4, 1, 16, 16)] * 4
+
+
+def test_the_final_phase_batch_size_can_be_set() -> None:
+    train, val = builtin_dataset("denoise", patch=16, eval_size=16, val_count=4, whole_images=False,
+                                 recalibration_size=24)
+    model = _InputSizes()
+    train_and_evaluate(model, get_task("denoise"), train, val, _quick(steps=4, final_phase=0.5, final_batch_size=3))
+    assert model.shapes == [(4, 1, 16, 16)] * 2 + [(3, 1, 24, 24)] * 2
+
+
 def test_intermediate_scores_do_not_change_the_training_run() -> None:
     train, val = builtin_dataset("denoise", patch=16, eval_size=16, val_count=4, whole_images=False)
     results = []
@@ -237,3 +280,8 @@ def test_bad_recalibration_and_eval_at_are_user_errors() -> None:
         TrainConfig(bn_recalibration=-1)
     with pytest.raises(UserError, match="eval_at"):
         TrainConfig(eval_at=(0,))
+    for share in (1.0, -0.1, True, "0.25"):
+        with pytest.raises(UserError, match="final_phase"):
+            TrainConfig(final_phase=share)
+    with pytest.raises(UserError, match="final_batch_size"):
+        TrainConfig(final_batch_size=0)
