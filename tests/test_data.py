@@ -90,7 +90,8 @@ def test_denoise_whole_image_evaluation_trims_to_the_size_multiple() -> None:
 def test_segment_labels_cover_the_texture_classes() -> None:
     train, val = builtin_dataset("segment", val_count=24)
     assert train.num_classes == val.num_classes == len(TEXTURE_CLASSES)
-    labels = torch.stack([val[i]["label"] for i in range(len(val))])
+    crops = val.parts["crops"]
+    labels = torch.stack([crops[i]["label"] for i in range(len(crops))])
     assert set(labels.unique().tolist()) == set(range(len(TEXTURE_CLASSES)))
     # a mosaic is a partition into a few convex cells: most rows change label only a few times
     changes = (labels[:, :, 1:] != labels[:, :, :-1]).sum(dim=2).float().mean()
@@ -100,7 +101,7 @@ def test_segment_labels_cover_the_texture_classes() -> None:
 def test_matting_composite_is_exact_and_trimap_agrees_with_alpha() -> None:
     train, val = builtin_dataset("matting", val_count=8)
     torch.manual_seed(0)
-    for sample in [train[i] for i in range(8)] + [val[i] for i in range(8)]:
+    for sample in [train[i] for i in range(8)] + [val[i] for i in range(len(val))]:  # crops, then whole strips
         alpha, fg, bg = sample["alpha"], sample["fg"], sample["bg"]
         torch.testing.assert_close(sample["image"], alpha * fg + (1 - alpha) * bg, atol=1e-6, rtol=0)
         trimap = sample["trimap"]
@@ -122,7 +123,7 @@ def test_trimap_erosion_radius() -> None:
 
 
 def test_depth_scenes_lie_in_the_depth_range() -> None:
-    _, val = builtin_dataset("depth", depth_range=(2.0, 6.0), val_count=8)
+    _, val = builtin_dataset("depth", depth_range=(2.0, 6.0), val_count=8, whole_size=None)
     depth = torch.stack([val[i]["depth"] for i in range(len(val))])
     assert float(depth.min()) >= 2.0 and float(depth.max()) <= 6.0
     assert len(depth.unique()) > 8  # walls and layers at different depths
@@ -130,7 +131,9 @@ def test_depth_scenes_lie_in_the_depth_range() -> None:
 
 def test_depth_motorcycle_holdout_is_real_with_invalid_pixels() -> None:
     _, val = builtin_dataset("depth", holdout="motorcycle", val_count=4)
-    depth = torch.stack([val[i]["depth"] for i in range(len(val))])
+    assert val.parts["whole"][0]["depth"].shape == (1, 96, 160)  # the whole 125x185 view, trimmed to multiples of 32
+    crops = val.parts["crops"]
+    depth = torch.stack([crops[i]["depth"] for i in range(len(crops))])
     valid = depth[depth > 0]
     assert (depth == 0).any()  # pixels without disparity are marked invalid
     assert 2.0 < float(valid.min()) and float(valid.max()) < 5.2  # the notes: about 2.1-5.0 m

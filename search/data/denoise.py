@@ -2,8 +2,9 @@
 
 Training samples are `patch` x `patch` crops taken at a random scale from `scales`, with a random
 flip/rotation and fresh unclipped noise every time; the training set's `recalibration` set holds
-`recalibration_size` crops at scale 1, on which BatchNorm statistics are re-estimated after training
-(search.train.recalibrate_batchnorm: statistics of 40x40 patches do not hold for whole images).
+`recalibration_size` crops at scale 1 (default 128 for 40x40 patches), on which the last phase of training
+runs and BatchNorm statistics are re-estimated (search.data.builders.with_parts, search.train.fit: statistics
+of 40x40 patches do not hold for whole images).
 Evaluation items are fixed noisy/clean pairs, their noise drawn from (seed, item) so every trial
 sees the same draws: whole held-out images (cropped to a multiple of `multiple` so down/up-sampling
 models fit) or `val_count` crops of `eval_size`, followed, with `whole_images`, by the whole images
@@ -13,7 +14,6 @@ Samples: {"noisy": 1xHxW, "clean": 1xHxW}, float32, clean in [0, 1].
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from indexnas.errors import UserError
-from indexnas.search.data import checks, folders
-from indexnas.search.data.builders import CropOptions, crop_datasets, evaluation_crops
+from indexnas.search.data import folders
+from indexnas.search.data.builders import CropOptions, crop_datasets, evaluation_crops, recalibration_side
 from indexnas.search.data.crops import scaled_crop
 from indexnas.search.data.dataset import SampleDataset
 from indexnas.search.data.validation import ValidationSet
@@ -46,9 +46,6 @@ TRAIN_PHOTOS = (
 )
 VAL_PHOTOS = ("camera", "coins", "coffee")
 DNCNN_SCALES = (1.0, 0.9, 0.8, 0.7)
-# Side of the crops BatchNorm statistics are re-estimated on: on the demo's dncnn_segnet, 96 to 256 gave the
-# same whole-image PSNR within 0.1 dB, 40 (the training patch) did not (BENCHMARKS.md, "A score you can trust").
-RECALIBRATION_SIZE = 128
 
 LAYOUT = "ROOT/*.png (clean images, e.g. BSD400); val_root=BSD68 or Set12, else a split"
 
@@ -63,7 +60,7 @@ def builtin(
     train_size: int = 4096,
     seed: int = 0,
     whole_images: bool = True,
-    recalibration_size: int = RECALIBRATION_SIZE,
+    recalibration_size: int | None = None,
 ) -> tuple[SampleDataset, SampleDataset | ValidationSet]:
     """Noisy/clean pairs from 12 shipped photographs (train) and camera, coins, coffee (val): by default 240
     crops of 96x96 (the score: enough items for a standard error) and the three whole photographs."""
@@ -98,7 +95,7 @@ def from_folder(
     train_size: int = 4096,
     seed: int = 0,
     whole_images: bool = True,
-    recalibration_size: int = RECALIBRATION_SIZE,
+    recalibration_size: int | None = None,
 ) -> tuple[SampleDataset, SampleDataset | ValidationSet]:
     """A folder of clean images (e.g. BSD400) for training; val_root (e.g. BSD68, Set12) or a split for val."""
     std, scales = _noise(sigma, scales)
@@ -157,39 +154,31 @@ def _datasets(
 ) -> tuple[SampleDataset, SampleDataset | ValidationSet]:
     """Training and evaluation datasets over two sets of clean images (one mechanism for built-in and folders;
     `read(item)` gives an HxW float32 image in [0, 1])."""
-    recalibration_side = checks.require_int("recalibration_size", recalibration_size, 8)
-    if not isinstance(whole_images, bool):
-        raise UserError(f"whole_images must be True or False, got {whole_images!r}", "use whole_images=True")
 
-    def sampler(side: int, crop_scales: tuple[float, ...]) -> Callable[[int, np.random.Generator], dict]:
+    def training(side: int) -> Callable[[int, np.random.Generator], dict]:
+        crop_scales = scales if side == options.patch else (1.0,)  # the larger crops: at scale 1, as evaluated
+
         def sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
             image = read(train_items[int(rng.integers(len(train_items)))])
             return _pair(scaled_crop(image, side, float(rng.choice(crop_scales)), rng), std, rng)
 
         return sample
 
-    def datasets(eval_options: CropOptions) -> tuple[SampleDataset, SampleDataset]:
-        return crop_datasets(
-            sampler(options.patch, scales),
-            evaluation_crops(val_items, lambda item: (read(item),), lambda clean, rng: _pair(clean, std, rng),
-                             eval_options),
-            len(val_items),
-            eval_options,
-            train_size=train_size,
-            val_count=val_count,
-            augmentation="dihedral",
-            what=what,
-            keep_in_memory=keep_in_memory,
-            patches="patches",
-        )
-
-    train, val = datasets(options)
-    train.recalibration = SampleDataset(sampler(recalibration_side, (1.0,)), checks.require_int("train_size", train_size, 1),
-                                        seed=None, augmentation="dihedral",
-                                        description=f"{what}, {recalibration_side}x{recalibration_side} crops")
-    if whole_images and options.eval_size is not None:
-        val = ValidationSet({"crops": val, "whole": datasets(dataclasses.replace(options, eval_size=None))[1]})
-    return train, val
+    return crop_datasets(
+        training,
+        lambda eval_options: evaluation_crops(val_items, lambda item: (read(item),),
+                                              lambda clean, rng: _pair(clean, std, rng), eval_options),
+        len(val_items),
+        options,
+        train_size=train_size,
+        val_count=val_count,
+        augmentation="dihedral",
+        what=what,
+        recalibration_side=recalibration_side(recalibration_size, options.patch),
+        whole_images=whole_images,
+        keep_in_memory=keep_in_memory,
+        patches="patches",
+    )
 
 
 def _pair(clean: np.ndarray, std: np.float32, rng: np.random.Generator) -> dict[str, np.ndarray]:

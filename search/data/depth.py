@@ -27,11 +27,14 @@ from indexnas.search.data.builders import (
     GeneratedOptions,
     crop_datasets,
     evaluation_crops,
+    folder_recalibration_side,
     generated_datasets,
     training_crops,
+    whole_part,
 )
-from indexnas.search.data.crops import cut, random_window, scaled_crop
-from indexnas.search.data.dataset import SampleDataset
+from indexnas.search.data.crops import cut, eval_window, scaled_crop
+from indexnas.search.data.dataset import Maker, SampleDataset
+from indexnas.search.data.validation import ValidationSet
 from indexnas.search.data.images import as_rgb, chw, read_cached, skimage_photo, stereo_motorcycle, to_unit
 
 TEXTURE_PHOTOS = ("brick", "grass", "gravel", "immunohistochemistry", "coffee", "chelsea", "astronaut", "rocket")
@@ -39,21 +42,28 @@ TRAIN_SHARE = 0.75
 OBJECT_SIZES = (0.3, 1.2)  # metres
 HOLDOUTS = ("synthetic", "motorcycle")
 MOTORCYCLE_SCALE = 0.25  # the 500x741 view is shrunk to 125x185 before cropping
+MOTORCYCLE_MULTIPLE = 32  # the whole view is trimmed to 96x160, a size every zoo host takes
+WHOLE_SIZE, WHOLE_COUNT = 256, 12  # the larger held-out scenes of the validation's second part
 LAYOUT = "ROOT/rgb/NAME.png + ROOT/depth/NAME.png (16-bit mm) or NAME.npy (metres)"
 
 
 def builtin(
     patch: int = 64,
     eval_size: int | None = 64,
-    val_count: int = 48,
+    val_count: int = 240,
     depth_range: Sequence[float] = (1.0, 10.0),
     layers: Sequence[int] = (2, 6),
     holdout: str = "synthetic",
     train_size: int = 4096,
     seed: int = 0,
-) -> tuple[SampleDataset, SampleDataset]:
-    """Layered textured scenes for training; held-out-texture scenes or the real motorcycle for evaluation."""
-    options = GeneratedOptions.checked(patch, eval_size, seed)
+    whole_size: int | None = WHOLE_SIZE,
+    whole_count: int = WHOLE_COUNT,
+    recalibration_size: int | None = None,
+) -> tuple[SampleDataset, SampleDataset | ValidationSet]:
+    """Layered textured scenes for training; held-out-texture scenes or the real motorcycle for evaluation:
+    `val_count` crops (the score), then `whole_count` scenes of `whole_size` or the whole motorcycle view
+    (``whole_*``; whole_size None: none)."""
+    options = GeneratedOptions.checked(patch, eval_size, seed, recalibration_size)
     near, far = checks.require_range("depth_range", depth_range, 0.1, 1000.0)
     low, high = (int(v) for v in checks.require_range("layers", layers, 0, 64))
     val_count = checks.require_int("val_count", val_count, 1)
@@ -67,12 +77,15 @@ def builtin(
         return sample
 
     what = f"depth layered scenes {near:g}-{far:g} m"
-    train, val = generated_datasets(
-        sampler, options, train_size, val_count, augmentation="hflip", what=what, held_out="held-out textures"
-    )
     if holdout == "motorcycle":
-        val = _motorcycle(options.eval_side, val_count, options.seed)
-    return train, val
+        crops = _motorcycle(options.eval_side)
+        whole = None if whole_size is None else (_motorcycle(None), 1, "the whole Middlebury motorcycle view")
+        return generated_datasets(lambda part, side: crops if part == "val" else sampler(part, side), options,
+                                  train_size, val_count, augmentation="hflip", what=what,
+                                  held_out="crops of the real Middlebury motorcycle", whole=whole)
+    return generated_datasets(sampler, options, train_size, val_count, augmentation="hflip", what=what,
+                              held_out="held-out textures",
+                              whole=whole_part(sampler, whole_size, whole_count, "held-out textures"))
 
 
 def from_folder(
@@ -86,7 +99,9 @@ def from_folder(
     multiple: int = 32,
     train_size: int = 4096,
     seed: int = 0,
-) -> tuple[SampleDataset, SampleDataset]:
+    whole_images: bool = True,
+    recalibration_size: int | None = None,
+) -> tuple[SampleDataset, SampleDataset | ValidationSet]:
     """NYUv2-style `root/rgb/*` images with `root/depth/*` maps of the same names.
 
     Depth maps are 16-bit PNGs (times `depth_scale`, default 0.001: millimetres to metres) or
@@ -109,14 +124,16 @@ def from_folder(
         return {"image": chw(to_unit(rgb)), "depth": chw(depth)}
 
     return crop_datasets(
-        training_crops(train_pairs, read, finish, options.patch),
-        evaluation_crops(val_pairs, read, finish, options),
+        lambda side: training_crops(train_pairs, read, finish, side),
+        lambda eval_options: evaluation_crops(val_pairs, read, finish, eval_options),
         len(val_pairs),
         options,
         train_size=train_size,
         val_count=val_count,
         augmentation="hflip",
         what=f"depth folder {root}",
+        recalibration_side=folder_recalibration_side(recalibration_size, options.patch, [rgb for rgb, _ in train_pairs]),
+        whole_images=whole_images,
     )
 
 
@@ -178,31 +195,34 @@ def _pyramids(part: str) -> tuple[tuple[np.ndarray, ...], ...]:
     return tuple(pyramids)
 
 
-def _motorcycle(side: int, count: int, seed: int) -> SampleDataset:
-    """`count` fixed side x side crops of the motorcycle view shrunk by MOTORCYCLE_SCALE (depth: nearest sample)."""
-    left, depth = stereo_motorcycle()
-    height, width = round(left.shape[0] * MOTORCYCLE_SCALE), round(left.shape[1] * MOTORCYCLE_SCALE)
-    if side > min(height, width):
+def _motorcycle(side: int | None) -> Maker:
+    """Evaluation maker over the motorcycle view shrunk by MOTORCYCLE_SCALE (depth: nearest sample): random
+    side x side crops, or (None) the whole view trimmed to a multiple of MOTORCYCLE_MULTIPLE."""
+    small_rgb, small_depth = _small_motorcycle()
+    height, width = small_rgb.shape[:2]
+    if side is not None and side > min(height, width):
         raise UserError(
             f"the motorcycle hold-out is {height}x{width} pixels, smaller than eval_size {side}",
             f"use eval_size <= {min(height, width)}",
         )
-    from skimage.transform import resize
-
-    small_rgb = resize(to_unit(left), (height, width), order=1, anti_aliasing=True).astype(np.float32)
-    small_depth = resize(depth, (height, width), order=0, anti_aliasing=False, preserve_range=True)
 
     def sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        window = random_window(small_rgb.shape, side, rng)
+        window = eval_window(small_rgb.shape, side, MOTORCYCLE_MULTIPLE, rng)
         return {"image": chw(cut(small_rgb, window)), "depth": chw(cut(small_depth, window))}
 
-    return SampleDataset(
-        sample,
-        count,
-        seed=seed,
-        keep_in_memory=True,
-        description=f"depth real hold-out: Middlebury motorcycle, {side}x{side} crops",
-    )
+    return sample
+
+
+@functools.cache
+def _small_motorcycle() -> tuple[np.ndarray, np.ndarray]:
+    """The motorcycle's left view (float RGB) and depth, shrunk by MOTORCYCLE_SCALE."""
+    from skimage.transform import resize
+
+    left, depth = stereo_motorcycle()
+    height, width = round(left.shape[0] * MOTORCYCLE_SCALE), round(left.shape[1] * MOTORCYCLE_SCALE)
+    small_rgb = resize(to_unit(left), (height, width), order=1, anti_aliasing=True).astype(np.float32)
+    small_depth = resize(depth, (height, width), order=0, anti_aliasing=False, preserve_range=True)
+    return small_rgb, small_depth
 
 
 def _pairs(root: str | Path) -> list[tuple[Path, Path]]:

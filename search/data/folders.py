@@ -78,6 +78,11 @@ def check_min_size(paths: list[Path], side: int, purpose: str) -> None:
             )
 
 
+def smallest_side(path: Path) -> int:
+    """The shorter side of an image file or a 2-D .npy array."""
+    return min(_size(path))
+
+
 def split(items: list, val_fraction: float, seed: int, what: str) -> tuple[list, list]:
     """A seeded split of items into (train, val) with round(val_fraction * n) items, at least one each side."""
     if not 0.0 < val_fraction < 1.0:

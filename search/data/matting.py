@@ -25,9 +25,17 @@ from scipy import ndimage
 
 from indexnas.errors import UserError
 from indexnas.search.data import checks, folders
-from indexnas.search.data.builders import CropOptions, GeneratedOptions, crop_datasets, evaluation_crops, generated_datasets
-from indexnas.search.data.crops import Window, cut, random_window, scaled_crop
+from indexnas.search.data.builders import (
+    CropOptions,
+    GeneratedOptions,
+    crop_datasets,
+    evaluation_crops,
+    folder_recalibration_side,
+    generated_datasets,
+)
+from indexnas.search.data.crops import Window, cut, eval_window, random_window, scaled_crop
 from indexnas.search.data.dataset import SampleDataset
+from indexnas.search.data.validation import ValidationSet
 from indexnas.search.data.images import as_grey, as_rgb, chw, read_cached, skimage_photo, to_unit
 
 FOREGROUND_PHOTOS = ("coins", "text", "page")
@@ -35,6 +43,7 @@ TRAIN_BACKGROUNDS = ("astronaut", "coffee", "rocket", "chelsea")
 VAL_BACKGROUNDS = ("immunohistochemistry", "retina")
 TRAIN_SHARE = 0.7  # columns of each foreground photograph used for training
 BACKGROUND_SCALES = (0.5, 1.0)
+WHOLE_MULTIPLE = 32  # whole held-out strips are trimmed to it, so every zoo host takes them
 LAYOUT = "ROOT/fg/NAME.png + ROOT/alpha/NAME.png, and backgrounds in ROOT/bg/"
 
 
@@ -49,16 +58,22 @@ class Foreground:
 def builtin(
     patch: int = 64,
     eval_size: int | None = 64,
-    val_count: int = 48,
+    val_count: int = 200,  # the metrics cost ~13 ms per 64x64 crop (connectivity): 200 keep a trial's evaluation ~3 s
     ramp: Sequence[float] = (1.5, 6.0),
     trimap_radius: Sequence[int] = (2, 8),
     train_size: int = 4096,
     seed: int = 0,
-) -> tuple[SampleDataset, SampleDataset]:
-    """Soft-edged real objects over real backgrounds; `eval_size` None means evaluation crops of `patch`."""
-    options = GeneratedOptions.checked(patch, eval_size, seed)
+    whole_images: bool = True,
+    recalibration_size: int | None = None,
+) -> tuple[SampleDataset, SampleDataset | ValidationSet]:
+    """Soft-edged real objects over real backgrounds; `eval_size` None means evaluation crops of `patch`.
+    Validation: `val_count` crops (the score), then with `whole_images` each whole held-out foreground strip
+    (trimmed to a multiple of WHOLE_MULTIPLE) over each held-out background (metrics ``whole_*``)."""
+    options = GeneratedOptions.checked(patch, eval_size, seed, recalibration_size)
     ramp = checks.require_range("ramp", ramp, 1.0, 64.0)
     radius = checks.require_range("trimap_radius", trimap_radius, 0, 64)
+    if not isinstance(whole_images, bool):
+        raise UserError(f"whole_images must be True or False, got {whole_images!r}", "use whole_images=True")
     narrowest = min(min(f.colour.shape[:2]) for f in _foregrounds("val"))
     if max(options.patch, options.eval_side) > narrowest:
         raise UserError(
@@ -66,22 +81,39 @@ def builtin(
             f"got patch={patch}, eval_size={eval_size}",
             f"use patch and eval_size <= {narrowest}",
         )
+    narrowest_train = min(min(f.colour.shape[:2]) for f in _foregrounds("train"))
+    if options.recalibration_side > narrowest_train:
+        raise UserError(
+            f"built-in matting recalibration crops must be at most {narrowest_train} pixels (the training foreground "
+            f"strips), got {options.recalibration_side}",
+            f"pass recalibration_size <= {narrowest_train} (and larger than the patch)",
+        )
 
-    def sampler(part: str, side: int):
+    def sampler(part: str, side: int | None):
+        """side x side crops around a random edge of a random object; None: the whole strip of object i."""
         backgrounds = TRAIN_BACKGROUNDS if part == "train" else VAL_BACKGROUNDS
 
-        def sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        def sample(index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
             sources = _foregrounds(part)
-            source = sources[int(rng.integers(len(sources)))]
+            source = sources[index % len(sources) if side is None else int(rng.integers(len(sources)))]
             width = float(rng.uniform(*ramp))
-            window = _window_around(np.abs(source.signed_distance) <= width / 2, side, rng)
+            if side is None:
+                window = eval_window(source.signed_distance.shape, None, WHOLE_MULTIPLE, rng)
+            else:
+                window = _window_around(np.abs(source.signed_distance) <= width / 2, side, rng)
             alpha = _soft_alpha(cut(source.signed_distance, window), width)
-            background = as_rgb(skimage_photo(backgrounds[int(rng.integers(len(backgrounds)))]))
-            bg = scaled_crop(background, side, float(rng.uniform(*BACKGROUND_SCALES)), rng)
+            if side is None:
+                background = backgrounds[index // len(sources) % len(backgrounds)]
+                bg = _covering_crop(skimage_photo(background), alpha.shape, rng)
+            else:
+                background = as_rgb(skimage_photo(backgrounds[int(rng.integers(len(backgrounds)))]))
+                bg = scaled_crop(background, side, float(rng.uniform(*BACKGROUND_SCALES)), rng)
             return _composite(alpha, to_unit(cut(source.colour, window)), bg, _radius(radius, rng))
 
         return sample
 
+    whole = (sampler("val", None), len(FOREGROUND_PHOTOS) * len(VAL_BACKGROUNDS),
+             f"whole held-out foreground strips (trimmed to multiples of {WHOLE_MULTIPLE})")
     return generated_datasets(
         sampler,
         options,
@@ -90,6 +122,7 @@ def builtin(
         augmentation="dihedral",
         what="matting soft-edged coins/text/page over real photographs",
         held_out="held-out objects and backgrounds",
+        whole=whole if whole_images else None,
     )
 
 
@@ -104,7 +137,9 @@ def from_folder(
     trimap_radius: Sequence[int] = (5, 25),
     train_size: int = 4096,
     seed: int = 0,
-) -> tuple[SampleDataset, SampleDataset]:
+    whole_images: bool = True,
+    recalibration_size: int | None = None,
+) -> tuple[SampleDataset, SampleDataset | ValidationSet]:
     """Composition-1k style `root/fg/*`, `root/alpha/*` (same names) and `root/bg/*`.
 
     Training composites a random foreground crop (centred on a random pixel with 0 < alpha < 1)
@@ -123,23 +158,28 @@ def from_folder(
     )
     options.check_fits([fg for fg, _ in train_objects], [fg for fg, _ in val_objects])
 
-    def train_sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        colour, alpha = _read_object(train_objects[int(rng.integers(len(train_objects)))])
-        window = _window_around((alpha > 0) & (alpha < 1), options.patch, rng)
-        return _over_background(cut(colour, window), cut(alpha, window), train_backgrounds, radius, rng)
+    def training(side: int):
+        def sample(_index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+            colour, alpha = _read_object(train_objects[int(rng.integers(len(train_objects)))])
+            window = _window_around((alpha > 0) & (alpha < 1), side, rng)
+            return _over_background(cut(colour, window), cut(alpha, window), train_backgrounds, radius, rng)
+
+        return sample
 
     def val_finish(colour: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return _over_background(colour, alpha, val_backgrounds, radius, rng)
 
     return crop_datasets(
-        train_sample,
-        evaluation_crops(val_objects, _read_object, val_finish, options),
+        training,
+        lambda eval_options: evaluation_crops(val_objects, _read_object, val_finish, eval_options),
         len(val_objects),
         options,
         train_size=train_size,
         val_count=val_count,
         augmentation="hflip",
         what=f"matting folder {root}",
+        recalibration_side=folder_recalibration_side(recalibration_size, options.patch, [fg for fg, _ in train_objects]),
+        whole_images=whole_images,
         whole="whole foregrounds",
     )
 

@@ -23,11 +23,14 @@ from indexnas.search.data.builders import (
     GeneratedOptions,
     crop_datasets,
     evaluation_crops,
+    folder_recalibration_side,
     generated_datasets,
     training_crops,
+    whole_part,
 )
 from indexnas.search.data.crops import scaled_crop
 from indexnas.search.data.dataset import SampleDataset
+from indexnas.search.data.validation import ValidationSet
 from indexnas.search.data.images import as_rgb, chw, read_cached, skimage_photo, to_unit
 from indexnas.search.metrics import IGNORE_INDEX
 
@@ -35,19 +38,24 @@ from indexnas.search.metrics import IGNORE_INDEX
 TEXTURE_CLASSES: tuple[str, ...] = ("brick", "grass", "gravel", "moon", "immunohistochemistry", "hubble_deep_field")
 TRAIN_SHARE = 0.75  # columns of each texture photograph used for training; the rest is for evaluation
 TEXTURE_SCALES = (0.6, 1.4)
+WHOLE_SIZE, WHOLE_COUNT = 256, 12  # the larger held-out mosaics of the validation's second part
 LAYOUT = "ROOT/images/NAME.jpg + ROOT/labels/NAME.png (class ids, 255 = ignore)"
 
 
 def builtin(
     patch: int = 64,
     eval_size: int | None = 64,
-    val_count: int = 48,
+    val_count: int = 240,
     cells: Sequence[int] = (3, 8),
     train_size: int = 4096,
     seed: int = 0,
-) -> tuple[SampleDataset, SampleDataset]:
-    """Texture mosaics of the six TEXTURE_CLASSES; `eval_size` None means evaluation mosaics of `patch` size."""
-    options = GeneratedOptions.checked(patch, eval_size, seed)
+    whole_size: int | None = WHOLE_SIZE,
+    whole_count: int = WHOLE_COUNT,
+    recalibration_size: int | None = None,
+) -> tuple[SampleDataset, SampleDataset | ValidationSet]:
+    """Texture mosaics of the six TEXTURE_CLASSES; `eval_size` None means evaluation mosaics of `patch` size.
+    Validation: `val_count` mosaics (the score), then `whole_count` of `whole_size` (None: none), ``whole_*``."""
+    options = GeneratedOptions.checked(patch, eval_size, seed, recalibration_size)
     low, high = (int(v) for v in checks.require_range("cells", cells, 1, 64))
 
     def sampler(part: str, side: int):
@@ -64,6 +72,7 @@ def builtin(
         augmentation="dihedral",
         what=f"segment texture mosaics ({len(TEXTURE_CLASSES)} classes)",
         held_out="held-out textures",
+        whole=whole_part(sampler, whole_size, whole_count, "held-out textures"),
         num_classes=len(TEXTURE_CLASSES),
     )
 
@@ -79,7 +88,9 @@ def from_folder(
     multiple: int = 32,
     train_size: int = 4096,
     seed: int = 0,
-) -> tuple[SampleDataset, SampleDataset]:
+    whole_images: bool = True,
+    recalibration_size: int | None = None,
+) -> tuple[SampleDataset, SampleDataset | ValidationSet]:
     """`root/images/*` with `root/labels/*` of the same names (integer class maps, 255 = ignore).
 
     `num_classes` None reads every label map once to find the largest class id.
@@ -100,14 +111,17 @@ def from_folder(
         return {"image": chw(to_unit(image)), "label": label.astype(np.int64)}
 
     return crop_datasets(
-        training_crops(train_pairs, read, finish, options.patch),
-        evaluation_crops(val_pairs, read, finish, options),
+        lambda side: training_crops(train_pairs, read, finish, side),
+        lambda eval_options: evaluation_crops(val_pairs, read, finish, eval_options),
         len(val_pairs),
         options,
         train_size=train_size,
         val_count=val_count,
         augmentation="hflip",
         what=f"segment folder {root} ({num_classes} classes)",
+        recalibration_side=folder_recalibration_side(recalibration_size, options.patch,
+                                                     [image for image, _ in train_pairs]),
+        whole_images=whole_images,
         num_classes=num_classes,
     )
 
