@@ -300,3 +300,62 @@ def test_denoise_whole_images_alone_when_eval_size_is_none() -> None:
         builtin_dataset("denoise", whole_images="yes")
     with pytest.raises(UserError, match="recalibration_size"):
         builtin_dataset("denoise", recalibration_size=4)
+
+
+# ---------------------------------------------------------------- validation parts and recalibration crops, every task
+
+
+def _side(sample: dict[str, torch.Tensor]) -> tuple[int, int]:
+    return tuple(next(iter(sample.values())).shape[-2:])
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_builtin_task_scores_200_or_more_fixed_crops_then_larger_held_out_images(task: str) -> None:
+    train, val = builtin_dataset(task)
+    crops, whole = val.parts["crops"], val.parts["whole"]
+    assert list(val.parts) == ["crops", "whole"] and len(crops) >= 200 and len(whole) >= 3
+    crop_pixels = np.prod(_side(crops[0]))
+    assert all(np.prod(_side(whole[i])) > 2 * crop_pixels for i in range(len(whole)))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_builtin_training_set_has_recalibration_crops_of_128_pixels(task: str) -> None:
+    train, _ = builtin_dataset(task)
+    torch.manual_seed(0)
+    assert _side(train.recalibration[0]) == (128, 128) and _side(train[0]) == ((40, 40) if task == "denoise" else (64, 64))
+    assert set(train.recalibration[0]) == set(train[0])  # the same kind of sample, only larger
+    assert _side(builtin_dataset(task, patch=72)[0].recalibration[0]) == (144, 144)  # default: 2 x patch above 64
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_validation_parts_are_identical_across_two_builds(task: str) -> None:
+    first, second = builtin_dataset(task)[1], builtin_dataset(task)[1]
+    for index in (0, len(first.parts["crops"]) - 1, len(first) - 1):  # the first and last crop, the last whole item
+        assert _same(first[index], second[index])
+
+
+@pytest.mark.parametrize("task", ("segment", "matting", "depth"))
+def test_the_crops_part_keeps_the_earlier_validation_items(task: str) -> None:
+    crops = builtin_dataset(task)[1].parts["crops"]
+    alone = builtin_dataset(task, val_count=3, **({"whole_images": False} if task == "matting" else {"whole_size": None}))[1]
+    assert not hasattr(alone, "parts") and all(_same(crops[i], alone[i]) for i in range(3))
+
+
+def test_recalibration_crops_must_be_larger_than_the_patch() -> None:
+    for task in TASKS:
+        with pytest.raises(UserError, match="recalibration_size must be larger than the training patch"):
+            builtin_dataset(task, recalibration_size=64 if task != "denoise" else 40)
+    with pytest.raises(UserError, match="at most 172 pixels"):
+        builtin_dataset("matting", recalibration_size=200)
+
+
+def test_folders_get_recalibration_crops_up_to_the_smallest_training_image_and_whole_images(tmp_path: Path) -> None:
+    root = _segment_folder(tmp_path, count=5)
+    train, val = folder_dataset("segment", root, patch=16, eval_size=16, val_count=200, val_fraction=0.2)
+    torch.manual_seed(0)
+    assert _side(train.recalibration[0]) == (48, 48)  # 2 x 16 < 128, cut to the 48x56 images
+    assert len(val.parts["crops"]) == 200 and _side(val.parts["whole"][0]) == (32, 32)  # 48x56 trimmed to 32s
+    train, val = folder_dataset("segment", root, patch=48, val_fraction=0.2)
+    assert not hasattr(train, "recalibration") and not hasattr(val, "parts")  # nothing larger than the patch fits
+    with pytest.raises(UserError, match="smaller than the 64x64 recalibration crop"):
+        folder_dataset("segment", root, patch=16, recalibration_size=64)
