@@ -281,10 +281,11 @@ def recalibrate_batchnorm(model: nn.Module, task: Task, train_set: Dataset, conf
     borders; evaluated on whole photographs with those statistics, dncnn_segnet + holistic fell to
     18.6-19.2 dB where the same weights reach 23.2-24.7 dB once the statistics come from 128x128
     crops of the same training images (BENCHMARKS.md, "A score you can trust"). Re-estimating on
-    40x40 patches changes nothing (the running statistics did not lag the weights). Not a cure for
-    every model: one m2o run lost 3.4 dB with these statistics (BENCHMARKS.md, "Early vs final
-    scores"); training where the deep layers see the evaluation's statistics is the proper fix. Torch's global
-    random state is kept, so a run with intermediate scores trains exactly like one without.
+    40x40 patches changes nothing (the running statistics did not lag the weights). Alone, after
+    training on patches only, it cost one m2o run 3.4 dB; after `fit`'s final phase on the same crops
+    it held for every configuration measured, and it is needed there: the running statistics of that
+    phase's few two-crop batches are too noisy (keep: 18.0 dB on whole images, 23.0 re-estimated).
+    Torch's global random state is kept, so a run with intermediate scores trains exactly like one without.
     """
     source = getattr(train_set, "recalibration", None)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
