@@ -31,7 +31,8 @@ def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn
            mode: str = "pool", budget_steps: int = 500, budget_seconds: float | None = None,
            max_params: float | None = None, max_gflops: float | None = None, sampler: str = "tpe", seed: int = 0,
            workers: int = 1, paper_grid: bool = True, warm_start: bool = True, progress: bool = False,
-           report: bool = True, name: str | None = None, objectives: str = "metric,params") -> optuna.Study:
+           report: bool = True, name: str | None = None, objectives: str = "metric,params", prune: str = "off",
+           rungs: tuple[float, ...] = (0.5,), reduction_factor: int = 2, retrain_seeds: int = 2) -> optuna.Study:
     """Search per-pair IndexNet choices of ``model`` with your own training and evaluation.
 
     ``train(model, budget)`` trains a trial's rewritten copy in place (``budget.steps`` / ``budget.seconds``);
@@ -40,6 +41,10 @@ def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn
     (``objectives="metric,params,gflops"`` adds GFLOPs at ``example_input``). As `indexnas search`: the untouched host and the paper's uniform grid
     first, the host trained once (warm start), budgets checked before training, resumable under the same
     ``study`` name, Pareto-optimal weights kept in ``out`` (default runs/STUDY) with a report.
+    ``prune="halving"``: ``train`` calls ``budget.report(step, metrics)`` after each step in ``budget.rungs``
+    (``rungs``: fractions of ``budget_steps``) and lets the `optuna.TrialPruned` it may raise propagate; a train
+    that never reports stops the search with an error. ``retrain_seeds``: each trial of the final Pareto front
+    is trained that many more times with other seeds (mean and sd of the metric in the report).
     """
     from indexnas.search.problem import CallableProblem, fingerprint
     from indexnas.search.settings import SearchSettings
@@ -52,7 +57,8 @@ def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn
         out=os.fspath(out) if out is not None else str(Path("runs") / study_name), trials=trials, mode=mode,
         budget_steps=budget_steps, budget_seconds=budget_seconds, max_params=max_params, max_gflops=max_gflops,
         sampler=sampler, seed=seed, workers=workers, paper_grid=paper_grid, warm_start=warm_start,
-        progress=progress, host_fingerprint=fingerprint(model), objectives=objectives,
+        progress=progress, host_fingerprint=fingerprint(model), objectives=objectives, prune=prune, rungs=rungs,
+        reduction_factor=reduction_factor, retrain_seeds=retrain_seeds,
     )
     result = run_search(settings, problem)
     if report:

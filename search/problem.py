@@ -30,6 +30,11 @@ class Budget:
     label: str = "train"  # e.g. "host" or "trial 7", for progress bars
     progress: bool = False  # whether a progress bar is welcome
     seed: int | None = None  # the run's seed (search.scoring.trial_seed for a trial; None: the problem's own)
+    # Multi-fidelity pruning (search.fidelity): after each of these steps, train() calls report(step, metrics)
+    # with the metrics evaluate() would give then; report raises optuna.TrialPruned when the trial should stop
+    # (let it propagate). Empty when the search does not prune.
+    rungs: tuple[int, ...] = ()
+    report: Callable[[int, Mapping[str, float]], None] | None = None
 
 
 class Problem(ABC):

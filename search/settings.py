@@ -11,6 +11,7 @@ from typing import Any
 from indexnas.errors import UserError
 
 SAMPLERS = ("tpe", "nsga2", "random")
+PRUNERS = ("off", "halving")  # search.fidelity: "halving" is asynchronous successive halving at --rungs
 DEFAULT_HEARTBEAT_S = 10.0  # a running trial's worker records a heartbeat this often
 DEFAULT_GRACE_S = 60.0  # a trial without a heartbeat for this long is failed and queued again
 MODES = ("pool", "stride", "decoder")
@@ -53,6 +54,10 @@ class SearchSettings:
     progress: bool = True
     heartbeat_interval: float = DEFAULT_HEARTBEAT_S
     grace_period: float = DEFAULT_GRACE_S
+    prune: str = "off"  # PRUNERS: "halving" stops trials at rungs (search.fidelity, asynchronous successive halving)
+    rungs: tuple[float, ...] = (0.5,)  # fractions of the budget where trials report (only 1/2 ranks reliably)
+    reduction_factor: int = 2  # eta: a trial trains on at a rung only in the best 1/eta of the rung's records
+    retrain_seeds: int = 2  # the final front's trials are trained this many more times with other seeds (0: off)
 
     def __post_init__(self) -> None:
         positive = {"trials": self.trials, "budget_steps": self.budget_steps, "batch_size": self.batch_size,
@@ -78,9 +83,19 @@ class SearchSettings:
         except (TypeError, ValueError) as error:
             raise UserError(f"model arguments must be numbers, strings, lists or dicts: {error}",
                             "pass Python literals, e.g. --model-arg classes=6") from None
+        from indexnas.search.fidelity import parse_rungs
         from indexnas.search.objectives import parse
 
         parse(self.objectives)
+        if self.prune not in PRUNERS:
+            raise UserError(f"unknown pruning {self.prune!r}", f"use one of: {', '.join(PRUNERS)}")
+        self.rungs = parse_rungs(self.rungs)
+        if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
+            raise UserError(f"--reduction-factor must be an integer of at least 2, got {self.reduction_factor!r}",
+                            "e.g. --reduction-factor 2 (keep the better half at each rung) or 3")
+        if not isinstance(self.retrain_seeds, int) or self.retrain_seeds < 0:
+            raise UserError(f"--retrain-seeds must be a non-negative integer, got {self.retrain_seeds!r}",
+                            "e.g. --retrain-seeds 2, or 0 to keep the front's single runs")
         if not self.study or any(c in self.study for c in "/\\\n"):
             raise UserError(f"invalid study name {self.study!r}", "use letters, digits, '-', '_' and '.'")
 

@@ -33,7 +33,7 @@ from indexnas.version import __version__
 from indexnas.atomic import atomic_save
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec, paper_variants
-from indexnas.search import cache, objectives, scoring
+from indexnas.search import cache, fidelity, objectives, scoring
 from indexnas.search import space as search_space
 from indexnas.search.problem import Budget, MetricNotFinite, Problem, check_metrics
 from indexnas.search.preflight import check_settings
@@ -206,6 +206,27 @@ def budget(settings: SearchSettings, label: str) -> Budget:
     return Budget(settings.budget_steps, settings.budget_seconds, label, settings.progress)
 
 
+def trial_budget(settings: SearchSettings, trial: optuna.Trial, seed: int,
+                 reports: fidelity.RungReports | None) -> Budget:
+    """Trial ``trial``'s budget: its own seed, and the rung steps it reports at when the search prunes."""
+    limit = dataclasses.replace(budget(settings, f"trial {trial.number}"), seed=seed)
+    if reports is None:
+        return limit
+    return dataclasses.replace(limit, rungs=fidelity.rung_steps(settings.budget_steps, settings.rungs), report=reports)
+
+
+def check_rungs_reported(limit: Budget, facts: dict[str, Any]) -> None:
+    """A trial that trained past a rung without reporting it: the problem's train() cannot take part in pruning."""
+    if not limit.rungs or limit.report is None:
+        return
+    passed = [step for step in limit.rungs if step < facts.get("steps", limit.steps or 0)]
+    if passed and not limit.report.scores:
+        raise UserError(f"pruning needs the training to report its metrics at the rung steps "
+                        f"({', '.join(map(str, limit.rungs))}), and train() did not",
+                        "call budget.report(step, metrics) in train() after each step in budget.rungs (metrics as "
+                        "evaluate() returns them), or search with prune='off'")
+
+
 def load_warm_host(path: Path, settings: SearchSettings, host: nn.Module) -> dict[str, Any]:
     """Load the cached warm-started host; weights of another search or a damaged file are refused."""
     from indexnas.zoo.checkpoint import load_state, read_checkpoint
@@ -315,17 +336,25 @@ def counts(study: optuna.Study) -> dict[TrialState, int]:
     return {state: sum(t.state == state for t in trials) for state in TrialState}
 
 
-def next_step(state: dict[TrialState, int], wanted: int) -> str:
-    """What a worker does next: "start" a trial, "wait" for running ones, or "stop" (and why)."""
+def over_budget(study: optuna.Study) -> int:
+    """Trials pruned before training because their configuration was over a budget (not those pruned at a rung)."""
+    return sum(not fidelity.rung_pruned(t) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+
+
+def next_step(state: dict[TrialState, int], wanted: int, over: int | None = None) -> str:
+    """What a worker does next: "start" a trial, "wait" for running ones, or "stop" (and why).
+
+    ``over``: the PRUNED trials that were over budget (`over_budget`; None: all of them). Trials pruned at a
+    rung trained and were stopped early: they count toward neither that limit nor the completed trials."""
     done, running = state[TrialState.COMPLETE], state[TrialState.RUNNING]
+    over = state[TrialState.PRUNED] if over is None else over
     if done >= wanted:
         return "stop"
     if state[TrialState.FAIL] >= max(5, wanted * MAX_FAILURES_FACTOR) and state[TrialState.WAITING] == 0:
         log.error("stopping: %d trials failed; see `indexnas report` for their reasons", state[TrialState.FAIL])
         return "stop"
-    if state[TrialState.PRUNED] >= wanted * MAX_PRUNED_FACTOR:
-        log.error("stopping: %d configurations were over budget; relax --max-params/--max-gflops",
-                  state[TrialState.PRUNED])
+    if over >= wanted * MAX_PRUNED_FACTOR:
+        log.error("stopping: %d configurations were over budget; relax --max-params/--max-gflops", over)
         return "stop"
     if done + running >= wanted:
         return "wait"  # the running trials would complete the study; one may die and be queued again
@@ -351,7 +380,7 @@ def work(study: optuna.Study, context: SearchContext, lock: StudyLock | None = N
         lock.acquire()
         try:
             state = counts(study)
-            step = next_step(state, wanted)
+            step = next_step(state, wanted, over_budget(study))
             if step == "start":
                 study.optimize(started, n_trials=1, catch=(TrialFailure,), gc_after_trial=False)
                 if started.objective.trained:  # a trained model's cycles (and GPU memory) go before the next trial
@@ -420,19 +449,28 @@ class Objective:
         seed_everything(seed)  # the IndexNets' initial weights, like the trial's batches
         try:
             suggestion = ctx.space.suggest(trial, settings.max_params, settings.max_gflops)
-        except optuna.TrialPruned:
+        except optuna.TrialPruned:  # over budget: nothing was trained
+            trial.set_user_attr("train_steps", 0)
             raise
         except Exception as error:  # a choice the model cannot take, or the user's model failing in surgery
             self._fail(trial, "model_error", describe(error))
         if (original := cache.find_duplicate(trial, suggestion.choices, ctx.space.rewritable_pairs)) is not None:
+            trial.set_user_attr("train_steps", 0)
             return cache.answer(trial, original)
         model, self.trained = suggestion.model, True
+        limit = trial_budget(settings, trial, seed, self.rung_reports(trial))
         try:
             seed_everything(seed)
-            facts, train_seconds, metrics = train_and_score(
-                problem, model, dataclasses.replace(budget(settings, f"trial {trial.number}"), seed=seed))
+            facts, train_seconds, metrics = train_and_score(problem, model, limit)
             device = str(next(model.parameters()).device)
             latency = measure_latency(model, ctx.space.inputs[0], device)
+        except optuna.TrialPruned:
+            pruned_at = trial.user_attrs.get(fidelity.PRUNED_AT_ATTR)
+            trial.set_user_attr("train_steps", pruned_at)
+            log.info("trial %d (%s) pruned at step %s: %s", trial.number, describe_choices(suggestion.choices),
+                     pruned_at, fidelity.describe_rung_scores(trial.user_attrs.get(fidelity.RUNGS_ATTR, {}),
+                                                              next(iter(problem.directions))))
+            raise
         except DivergedError as error:
             self._fail(trial, "diverged", str(error))
         except MetricNotFinite as error:  # Optuna would fail the trial without saying why
@@ -440,7 +478,9 @@ class Objective:
                        "without a valid pixel) or the model's output was not finite")
         except Exception as error:  # out of memory, or the model raised (a UserError: e.g. a wrong output shape)
             self._fail(trial, "oom" if is_out_of_memory(error) else "model_error", describe(error))
+        check_rungs_reported(limit, facts)
         trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("train_steps", facts.get("steps", settings.budget_steps))
         scoring.record(trial, getattr(problem, "item_scores", {}), ctx.host_summary)
         trial.set_user_attr("train_seconds", train_seconds)
         for key in ("steps", "device"):
@@ -455,6 +495,14 @@ class Objective:
                  trial.user_attrs.get("uniform") or describe_choices(suggestion.choices), primary, metrics[primary],
                  f"{suggestion.params_added:,}", suggestion.gflops, train_seconds)
         return objectives.values(objectives.parse(settings.objectives), problem.directions, metrics, suggestion.costs())
+
+    def rung_reports(self, trial: optuna.Trial) -> fidelity.RungReports | None:
+        """The trial's rung reporter when the settings name rungs to score at (None: it trains without them)."""
+        settings, problem = self.context.settings, self.context.problem
+        if settings.prune == "off":
+            return None
+        return fidelity.RungReports(trial, objectives.parse(settings.objectives), problem.directions,
+                                    settings.reduction_factor, prune=True)
 
     @staticmethod
     def _fail(trial: optuna.Trial, kind: str, message: str) -> NoReturn:
