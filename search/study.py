@@ -36,6 +36,7 @@ from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import cache, fidelity, objectives, scoring
 from indexnas.search import space as search_space
 from indexnas.search.problem import Budget, MetricNotFinite, Problem, check_metrics
+from indexnas.search.retrain import retrain_front
 from indexnas.search.preflight import check_settings
 from indexnas.search.settings import SearchSettings
 from indexnas.search.suggest import SearchSpace
@@ -95,6 +96,7 @@ def run_search(settings: SearchSettings, problem: Problem | None = None) -> optu
         work(study, context)
     else:
         run_workers(_worker_main, settings.to_dict(), settings.workers, problem)
+    retrain_front(study, context)
     keep_pareto_checkpoints(study, settings.out_dir)
     return study
 
