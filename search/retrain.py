@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("indexnas.search")
 PREFIX = "indexnas:retrain:"  # study user attr per retrained trial
+RETRAIN_ATTR = "retrain"  # where a report's trial record (reports.source) carries its retraining record
 SEED_STRIDE = 1_000_000  # retrain seeds sit this far above the trial seeds (distinct below a million trials)
 
 
@@ -71,7 +72,8 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
 def own_run(trial: FrozenTrial, metric: str) -> dict[str, Any]:
     """A record holding only the study's own run of ``trial``."""
     return summarize({"metric": metric, "seeds": [trial.user_attrs["seed"]], "metrics": [trial.user_attrs["metrics"]],
-                      "failures": {}, "train_seconds": [trial.user_attrs.get("train_seconds", 0.0)]})
+                      "failures": {}, "train_seconds": [trial.user_attrs.get("train_seconds", 0.0)],
+                      "train_steps": [trial.user_attrs.get("train_steps", trial.user_attrs.get("steps"))]})
 
 
 def retrain_front(study: optuna.Study, context: SearchContext, lock: StudyLock | None = None) -> None:
@@ -109,19 +111,20 @@ def _retrain(study: optuna.Study, trial: FrozenTrial, seed: int, context: Search
     metric = next(iter(problem.directions))
     key = PREFIX + str(trial.number)
     record = study.user_attrs.get(key) or own_run(trial, metric)
-    metrics, failure, seconds = None, None, 0.0
+    metrics, failure, seconds, facts = None, None, 0.0, {}
     try:
         seed_everything(seed)  # the IndexNets' initial weights, as in the trial
         model = context.space.rewrite(trial.user_attrs["choices"]).model
         seed_everything(seed)
         limit = dataclasses.replace(budget(settings, f"trial {trial.number} seed {seed}"), seed=seed)
-        _, seconds, metrics = train_and_score(problem, model, limit)
+        facts, seconds, metrics = train_and_score(problem, model, limit)
     except Exception as error:  # a collapsed or failed run is a result of that seed: recorded, not retried
         failure = describe(error)
         log.warning("trial %d retrained with seed %d failed: %s", trial.number, seed, failure.splitlines()[0])
     record = summarize({**record, "seeds": [*record["seeds"], seed], "metrics": [*record["metrics"], metrics],
                         "failures": {**record["failures"], **({str(seed): failure[:500]} if failure else {})},
-                        "train_seconds": [*record["train_seconds"], seconds]})
+                        "train_seconds": [*record["train_seconds"], seconds],
+                        "train_steps": [*record["train_steps"], facts.get("steps", settings.budget_steps)]})
     study.set_user_attr(key, record)
     if metrics is not None:
         log.info("trial %d retrained with seed %d: %s %.4g; %s %.4g +- %.2g (n=%d)", trial.number, seed, metric,

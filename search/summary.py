@@ -5,28 +5,67 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from indexnas.search.cache import DUPLICATE_ATTR
+from indexnas.search.fidelity import PRUNED_AT_ATTR
+from indexnas.search.retrain import RETRAIN_ATTR
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import mask_url
 
 
+def trial_counts(trials: list[dict[str, Any]], budget_steps: int) -> dict[str, int]:
+    """What a study's trials cost (trial records as `reports.source.results_from_study` gives them): completed
+    trials trained in full or answered from the cache, trials pruned at a rung and the steps that saved,
+    over-budget and failed trials, retrained front trials and their extra runs, and all training steps used."""
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    repeats = sum(DUPLICATE_ATTR in t["user_attrs"] for t in complete)
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    at_rung = [t for t in pruned if PRUNED_AT_ATTR in t["user_attrs"]]
+    retrained = {t["user_attrs"].get(DUPLICATE_ATTR, t["number"]): t["user_attrs"][RETRAIN_ATTR]
+                 for t in trials if RETRAIN_ATTR in t["user_attrs"]}
+    retrain_steps = sum(steps or 0 for record in retrained.values() for steps in record.get("train_steps", [])[1:])
+    return {
+        "complete": len(complete), "trained": len(complete) - repeats, "repeats": repeats,
+        "pruned_at_rung": len(at_rung),
+        "steps_saved": sum(budget_steps - (t["user_attrs"].get("train_steps") or 0) for t in at_rung),
+        "over_budget": len(pruned) - len(at_rung), "failed": sum(t["state"] == "FAIL" for t in trials),
+        "retrained_trials": len(retrained), "retrainings": sum(len(r["seeds"]) - 1 for r in retrained.values()),
+        "train_steps": sum(t["user_attrs"].get("train_steps") or 0 for t in trials) + retrain_steps,
+    }
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """The counts as one sentence, e.g. for the end of `indexnas search` and the report."""
+    return (f"{counts['complete']} completed ({counts['trained']} trained in full, {counts['repeats']} repeats answered "
+            f"from the cache, not trained), {counts['pruned_at_rung']} pruned at a rung ({counts['steps_saved']:,} "
+            f"training steps saved), {counts['over_budget']} over budget, {counts['failed']} failed; "
+            f"{counts['retrained_trials']} Pareto-optimal trials retrained with {counts['retrainings']} more runs; "
+            f"{counts['train_steps']:,} training steps in all")
+
+
 def pareto_rows(study: optuna.Study) -> list[dict]:
     """One row per Pareto-optimal trial (repeats answered from the cache left out: their original is
-    listed): choices, metric and its paired standard error against the host, parameters added, GFLOPs, time."""
+    listed): choices, metric and its paired standard error against the host, its mean, sd and count over
+    seeds where the front was retrained (search.retrain), parameters added, GFLOPs, time."""
+    from indexnas.reports.source import results_from_study
+
     metric = study.user_attrs.get("indexnas", {}).get("primary_metric", "metric")
+    records = {t["number"]: t["user_attrs"] for t in results_from_study(study).trials}
     rows = []
     best = [t for t in study.best_trials if DUPLICATE_ATTR not in t.user_attrs]
     for trial in sorted(best, key=lambda t: (t.user_attrs.get("params_added", 0), t.number)):
         choices = trial.user_attrs.get("choices", {})
+        spread = records[trial.number].get(RETRAIN_ATTR, {})
         rows.append({
             "trial": trial.number,
             "config": trial.user_attrs.get("uniform") or describe_choices(choices),
             metric: trial.values[0],
             "se": trial.user_attrs.get("score_se_vs_host", float("nan")),
+            "mean": spread.get("mean", float("nan")), "sd": spread.get("sd", float("nan")), "n": spread.get("n", 1),
             "params_added": int(trial.user_attrs.get("params_added", 0)),
             "gflops": trial.user_attrs.get("gflops", float("nan")),
             "train_s": trial.user_attrs.get("train_seconds", float("nan")),
@@ -40,19 +79,19 @@ def describe_choices(choices: dict[str, str]) -> str:
 
 
 def print_summary(study: optuna.Study, settings: SearchSettings, wall_seconds: float, report: Path | None) -> None:
-    trials = study.get_trials(deepcopy=False)
-    states = [t.state for t in trials]
-    repeats = sum(t.state == TrialState.COMPLETE and DUPLICATE_ATTR in t.user_attrs for t in trials)
+    from indexnas.reports.source import results_from_study
+
     attrs = study.user_attrs.get("indexnas", {})
     metric = attrs.get("primary_metric", "metric")
-    print(f"\nstudy {settings.study!r}: {states.count(TrialState.COMPLETE)} completed ({repeats} of them repeats "
-          f"answered from the cache, not trained), {states.count(TrialState.FAIL)} failed, "
-          f"{states.count(TrialState.PRUNED)} over budget; wall time {wall_seconds / 60:.1f} min")
+    counts = trial_counts(results_from_study(study).trials, settings.budget_steps)
+    print(f"\nstudy {settings.study!r}: {describe_counts(counts)}; wall time {wall_seconds / 60:.1f} min")
     print(f"Pareto-optimal trials ({' vs '.join(attrs.get('objectives', [metric]))}); "
-          f"'+-' is the standard error of the difference to the host over the validation items:")
-    print(f"{'trial':>6}  {metric:>8}  {'+-':>6}  {'params+':>10}  {'GFLOPs':>8}  configuration")
+          f"'+-' is the standard error of the difference to the host over the validation items; "
+          f"'mean +- sd (n)' is over training seeds (the trial's own run and --retrain-seeds more):")
+    print(f"{'trial':>6}  {metric:>8}  {'+-':>6}  {'mean +- sd (n)':>20}  {'params+':>10}  {'GFLOPs':>8}  configuration")
     for row in pareto_rows(study):
-        print(f"{row['trial']:>6}  {row[metric]:>8.3f}  {row['se']:>6.3f}  {row['params_added']:>10,}  "
+        spread = f"{row['mean']:.3f} +- {row['sd']:.3f} ({row['n']})" if row["n"] > 1 else "-"
+        print(f"{row['trial']:>6}  {row[metric]:>8.3f}  {row['se']:>6.3f}  {spread:>20}  {row['params_added']:>10,}  "
               f"{row['gflops']:>8.3f}  {row['config']}")
     print(f"\nstorage: {mask_url(settings.storage)} (study {settings.study!r})")
     print(f"weights: {settings.out_dir / 'checkpoints'} (Pareto-optimal trials)")
