@@ -2,8 +2,11 @@
 
 Columns: ``number``, ``state``, ``uniform``, one ``choice:<pair>`` per down/up pair, one ``metric:<name>``
 per task metric (the primary metric first), then ``params_added``, ``params_total``, ``gflops``,
-``gflops_added``, ``latency_ms``, ``train_seconds``, ``steps``, ``device``, ``worker``, ``failure_kind``,
-``failure_message``, ``checkpoint``, ``datetime_start``, ``datetime_complete`` and ``pareto``.
+``gflops_added``, ``latency_ms``, ``train_seconds``, ``steps``, ``train_steps`` (what the trial itself trained:
+0 for a repeat or an over-budget trial, the rung step for one pruned there), ``device``, ``worker``, ``failure_kind``,
+``failure_message``, ``checkpoint``, ``datetime_start``, ``datetime_complete``, ``seed_mean``, ``seed_sd`` and
+``seed_n`` (the primary metric over training seeds where the trial was retrained, search.retrain; NaN and 1
+otherwise) and ``pareto``.
 ``uniform`` is in canonical IndexSpec form ("host" for the untouched host, None for mixed trials).
 ``frame.attrs`` carries what the figures need: ``primary_metric``, ``metric_direction``, ``host_metric``,
 ``pairs`` (names in the study's order) and ``study_name``.
@@ -20,10 +23,14 @@ from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
 from indexnas.reports.pareto import pareto_mask
 from indexnas.reports.source import Results
+from indexnas.search.fidelity import PRUNED_AT_ATTR, RUNGS_ATTR
+from indexnas.search.retrain import RETRAIN_ATTR
 
-COST_COLUMNS = ("params_added", "params_total", "gflops", "gflops_added", "latency_ms", "train_seconds", "steps")
+COST_COLUMNS = ("params_added", "params_total", "gflops", "gflops_added", "latency_ms", "train_seconds", "steps",
+                "train_steps")
 RUN_COLUMNS = ("device", "worker", "failure_kind", "failure_message", "checkpoint",
                "datetime_start", "datetime_complete")
+SPREAD_COLUMNS = ("seed_mean", "seed_sd", "seed_n")
 CHOICE_PREFIX, METRIC_PREFIX = "choice:", "metric:"
 HOST = "host"  # the "uniform" mark of the untouched host's trial
 
@@ -61,7 +68,7 @@ def _metric_names(results: Results, primary: str) -> list[str]:
 
 def _row(trial: dict[str, Any], pairs: list[str], metrics: list[str]) -> dict[str, Any]:
     attrs = trial["user_attrs"]
-    failure = attrs.get("failure") or {}
+    failure = attrs.get("failure") or rung_failure(attrs)
     row: dict[str, Any] = {
         "number": trial["number"], "state": trial["state"], "uniform": uniform_label(attrs.get("uniform"))
     }
@@ -73,7 +80,19 @@ def _row(trial: dict[str, Any], pairs: list[str], metrics: list[str]) -> dict[st
     row.update(device=attrs.get("device"), worker=attrs.get("worker"), checkpoint=attrs.get("checkpoint"))
     row["failure_kind"], row["failure_message"] = failure.get("kind"), failure.get("message")
     row["datetime_start"], row["datetime_complete"] = trial.get("datetime_start"), trial.get("datetime_complete")
+    spread = attrs.get(RETRAIN_ATTR) or {}
+    row.update(seed_mean=spread.get("mean", np.nan), seed_sd=spread.get("sd", np.nan), seed_n=spread.get("n", 1))
     return row
+
+
+def rung_failure(attrs: dict[str, Any]) -> dict[str, str]:
+    """A trial pruned at a rung (search.fidelity) as the failures table shows it: where, and its rung scores."""
+    if PRUNED_AT_ATTR not in attrs:
+        return {}
+    scores = "; ".join(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+                       for step, values in attrs.get(RUNGS_ATTR, {}).items())
+    return {"kind": "pruned_at_rung", "message": f"stopped after step {attrs[PRUNED_AT_ATTR]}, not in the best of its "
+            f"rung ({scores})"}
 
 
 def trials_frame(results: Results) -> pd.DataFrame:
@@ -86,8 +105,8 @@ def trials_frame(results: Results) -> pd.DataFrame:
     metrics = _metric_names(results, metric)
     rows = [_row(t, pairs, metrics) for t in sorted(results.trials, key=lambda t: t["number"])]
     columns = ["number", "state", "uniform", *(CHOICE_PREFIX + p for p in pairs), *(METRIC_PREFIX + m for m in metrics)]
-    frame = pd.DataFrame(rows, columns=[*columns, *COST_COLUMNS, *RUN_COLUMNS])
-    for column in (*(METRIC_PREFIX + m for m in metrics), *COST_COLUMNS):
+    frame = pd.DataFrame(rows, columns=[*columns, *COST_COLUMNS, *RUN_COLUMNS, *SPREAD_COLUMNS])
+    for column in (*(METRIC_PREFIX + m for m in metrics), *COST_COLUMNS, *SPREAD_COLUMNS):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["pareto"] = _pareto_column(results, rows)
     frame.attrs.update(

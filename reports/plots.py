@@ -30,6 +30,7 @@ FAMILY_COLOURS = {
 FIXED_COLOUR = "tab:gray"
 MIXED_COLOUR = "tab:olive"
 FRONT_COLOUR = "tab:red"
+SPREAD_COLOUR = "0.35"  # error bars: a trial's mean +- sd over training seeds
 X_AXES = {"params_added": "Δ parameters (added to the host)", "gflops": "GFLOPs (whole model)"}
 
 
@@ -55,7 +56,8 @@ def encode(figure: Figure, name: str, title: str, dpi: int = 110) -> EncodedFigu
 def plot_tradeoff(frame: pd.DataFrame, x: str = "params_added") -> Figure:
     """Primary metric against Δ params or GFLOPs: every complete trial, this projection's Pareto front
     highlighted (step line); the host, the paper's uniform configurations and the mixed (per-pair) trials
-    that are Pareto-optimal in all objectives labelled ("#N" = trial N), labels placed without overlap."""
+    that are Pareto-optimal in all objectives labelled ("#N" = trial N), labels placed without overlap; a trial
+    retrained with more seeds (search.retrain) also gets its mean +- sd over seeds as an error bar."""
     if x not in X_AXES:
         raise ValueError(f"x must be one of {list(X_AXES)}")
     metric, direction = frame.attrs["primary_metric"], frame.attrs["metric_direction"]
@@ -71,6 +73,10 @@ def plot_tradeoff(frame: pd.DataFrame, x: str = "params_added") -> Figure:
         axes.step(xs[front][order], ys[front][order], where="post", color=FRONT_COLOUR, lw=1.2, zorder=3)
         axes.scatter(xs[front], ys[front], s=46, facecolor="none", edgecolor=FRONT_COLOUR, lw=1.4,
                      label=f"Pareto front ({metric} vs {x})", zorder=4)
+    spread = complete[complete["seed_n"] > 1]
+    if len(spread):
+        axes.errorbar(spread[x], spread["seed_mean"], yerr=spread["seed_sd"], fmt="_", ms=9, color=SPREAD_COLOUR,
+                      capsize=3, lw=1, zorder=3.5, label="mean ± sd over training seeds")
     points, labels = [], []
     for _, trial in _labelled(complete).iterrows():
         point = (trial[x], trial[METRIC_PREFIX + metric])

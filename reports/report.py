@@ -39,7 +39,8 @@ def _figures(frame: pd.DataFrame, index_maps: Figure | None, maps_note: str, not
         legend = ("Grey: every complete trial; red: the Pareto front of this projection; black star: the untouched "
                   "host; coloured and labelled: the paper's uniform configurations (one colour per family); olive "
                   "diamonds #N: mixed (per-pair) trials that are Pareto-optimal in all objectives (see the Pareto "
-                  "table). Labels sit beside their point, or at the end of a thin line.")
+                  "table). Dark error bars: mean ± sd over training seeds of the Pareto trials retrained with "
+                  "more seeds. Labels sit beside their point, or at the end of a thin line.")
         figures.append((encode(plot_tradeoff(frame, "params_added"), "tradeoff_params", f"{metric} vs Δ params"),
                         f"{metric} against the parameters added to the host (symmetric log axis). {legend}"))
         figures.append((encode(plot_tradeoff(frame, "gflops"), "tradeoff_gflops", f"{metric} vs GFLOPs"),
