@@ -43,7 +43,7 @@ def test_the_summary_counts_repeats_and_lists_each_model_once(repeated, capsys):
     settings, study = repeated
     print_summary(study, settings, 1.0, None)
     out = capsys.readouterr().out
-    assert "4 completed (2 of them repeats answered from the cache, not trained)" in out
+    assert "4 completed (2 trained in full, 2 repeats answered from the cache, not trained)" in out
     assert out.count(" host") == 1
 
 
