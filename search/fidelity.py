@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from indexnas.errors import UserError
 from indexnas.search import objectives
+from indexnas.search.cache import DUPLICATE_ATTR, KEY_ATTR
 
 RUNGS_ATTR = "rung_scores"  # trial user attr: {str(step): {metric: value}}, written as each rung is reached
 PRUNED_AT_ATTR = "pruned_at"  # trial user attr: the rung step a pruned trial stopped at
@@ -123,6 +124,15 @@ class RungReports:
         if not keep_at_rung(own, records, self.eta, objectives.directions(self.names, self.metric_directions)):
             self.trial.set_user_attr(PRUNED_AT_ATTR, step)
             raise optuna.TrialPruned(f"not in the best 1/{self.eta} of {len(records)} records at step {step}")
+
+
+def pruned_original(trial: optuna.Trial, key: str) -> optuna.trial.FrozenTrial | None:
+    """The trial stopped at a rung with configuration ``key`` (search.cache's canonical key), if any: a repeat of
+    it is pruned at once rather than trained again (as a repeat of a completed trial is answered from it)."""
+    for done in trial.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+        if done.user_attrs.get(KEY_ATTR) == key and PRUNED_AT_ATTR in done.user_attrs and DUPLICATE_ATTR not in done.user_attrs:
+            return done
+    return None
 
 
 def rung_pruned(trial: optuna.trial.FrozenTrial) -> bool:

@@ -459,6 +459,12 @@ class Objective:
         if (original := cache.find_duplicate(trial, suggestion.choices, ctx.space.rewritable_pairs)) is not None:
             trial.set_user_attr("train_steps", 0)
             return cache.answer(trial, original)
+        if settings.prune != "off" and (pruned := fidelity.pruned_original(trial, trial.user_attrs[cache.KEY_ATTR])):
+            for key, value in ((cache.DUPLICATE_ATTR, pruned.number), ("train_steps", 0),
+                               (fidelity.PRUNED_AT_ATTR, pruned.user_attrs[fidelity.PRUNED_AT_ATTR])):
+                trial.set_user_attr(key, value)
+            log.info("trial %d repeats trial %d, pruned at a rung: pruned without training", trial.number, pruned.number)
+            raise optuna.TrialPruned(f"a repeat of trial {pruned.number}, pruned at a rung")
         model, self.trained = suggestion.model, True
         limit = trial_budget(settings, trial, seed, self.rung_reports(trial))
         try:

@@ -31,7 +31,8 @@ def trial_counts(trials: list[dict[str, Any]], budget_steps: int) -> dict[str, i
     return {
         "complete": len(complete), "trained": len(complete) - repeats, "repeats": repeats,
         "pruned_at_rung": len(at_rung),
-        "steps_saved": sum(budget_steps - (t["user_attrs"].get("train_steps") or 0) for t in at_rung),
+        "steps_saved": sum(budget_steps - (t["user_attrs"].get("train_steps") or 0) for t in at_rung
+                           if DUPLICATE_ATTR not in t["user_attrs"]),  # a pruned repeat saved nothing new
         "over_budget": len(pruned) - len(at_rung), "failed": sum(t["state"] == "FAIL" for t in trials),
         "retrained_trials": len(retrained), "retrainings": sum(len(r["seeds"]) - 1 for r in retrained.values()),
         "train_steps": sum(t["user_attrs"].get("train_steps") or 0 for t in trials) + retrain_steps,

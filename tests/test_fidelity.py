@@ -9,7 +9,8 @@ from optuna.trial import TrialState
 
 from indexnas.errors import UserError
 from indexnas.search.fidelity import (PRUNED_AT_ATTR, RUNGS_ATTR, RungRecord, RungReports, keep_at_rung,
-                                      non_domination_ranks, parse_rungs, rung_pruned, rung_steps)
+                                      non_domination_ranks, parse_rungs, pruned_original, rung_pruned,
+                                      rung_steps)
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import next_step, run_search
 
@@ -116,6 +117,18 @@ def test_the_host_and_the_paper_grid_are_never_pruned_but_their_scores_are_recor
     with pytest.raises(optuna.TrialPruned):
         reports(pruned)(5, {"psnr": 23.5})  # 4 of 6 records better (the running trial's among them)
     assert pruned.user_attrs[PRUNED_AT_ATTR] == 5 and pruned.user_attrs[RUNGS_ATTR] == {"5": {"psnr": 23.5}}
+
+
+def test_a_repeat_of_a_configuration_pruned_at_a_rung_is_found_for_pruning_without_training():
+    study = FakeStudy()
+    over = study.add(None, 100, canonical="a", failure={"kind": "over_budget"})
+    stopped = study.add(None, 100, canonical="b", pruned_at=5)
+    repeat = study.add(None, 100, canonical="b", pruned_at=5, duplicate_of=stopped.number)
+    over.state = stopped.state = repeat.state = TrialState.PRUNED
+    asking = study.add(None, 100)
+    assert pruned_original(asking, "b") is stopped  # the original, never a repeat of it
+    assert pruned_original(asking, "a") is None  # over budget is not a rung's verdict
+    assert pruned_original(asking, "c") is None
 
 
 def test_a_rung_report_without_a_searched_metric_is_a_clear_error():
