@@ -100,12 +100,12 @@ def rung_records(study: optuna.Study, step: int, names: tuple[str, ...],
 
 class RungReports:
     """A trial's ``budget.report``: stores each rung's metrics on the trial and stops it (`optuna.TrialPruned`)
-    when halving is on, the trial is neither the host nor a paper-grid row, and it is not in the rung's best 1/eta."""
+    when it is neither the host nor a paper-grid row and not in the rung's best 1/eta."""
 
     def __init__(self, trial: optuna.Trial, names: tuple[str, ...], metric_directions: Mapping[str, str],
-                 eta: int, prune: bool) -> None:
+                 eta: int) -> None:
         self.trial, self.names, self.metric_directions = trial, names, dict(metric_directions)
-        self.eta, self.prune = eta, prune and "uniform" not in trial.user_attrs
+        self.eta, self.prune = eta, "uniform" not in trial.user_attrs  # the host and the paper grid: never
         self.scores: dict[str, dict[str, float]] = {}
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> None:

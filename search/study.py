@@ -459,12 +459,8 @@ class Objective:
         if (original := cache.find_duplicate(trial, suggestion.choices, ctx.space.rewritable_pairs)) is not None:
             trial.set_user_attr("train_steps", 0)
             return cache.answer(trial, original)
-        if settings.prune != "off" and (pruned := fidelity.pruned_original(trial, trial.user_attrs[cache.KEY_ATTR])):
-            for key, value in ((cache.DUPLICATE_ATTR, pruned.number), ("train_steps", 0),
-                               (fidelity.PRUNED_AT_ATTR, pruned.user_attrs[fidelity.PRUNED_AT_ATTR])):
-                trial.set_user_attr(key, value)
-            log.info("trial %d repeats trial %d, pruned at a rung: pruned without training", trial.number, pruned.number)
-            raise optuna.TrialPruned(f"a repeat of trial {pruned.number}, pruned at a rung")
+        if settings.prune != "off":
+            prune_repeat(trial)
         model, self.trained = suggestion.model, True
         limit = trial_budget(settings, trial, seed, self.rung_reports(trial))
         try:
@@ -505,18 +501,31 @@ class Objective:
         return objectives.values(objectives.parse(settings.objectives), problem.directions, metrics, suggestion.costs())
 
     def rung_reports(self, trial: optuna.Trial) -> fidelity.RungReports | None:
-        """The trial's rung reporter when the settings name rungs to score at (None: it trains without them)."""
+        """The trial's rung reporter when the search prunes (None: it trains without rung scores)."""
         settings, problem = self.context.settings, self.context.problem
         if settings.prune == "off":
             return None
         return fidelity.RungReports(trial, objectives.parse(settings.objectives), problem.directions,
-                                    settings.reduction_factor, prune=True)
+                                    settings.reduction_factor)
 
     @staticmethod
     def _fail(trial: optuna.Trial, kind: str, message: str) -> NoReturn:
         trial.set_user_attr("failure", {"kind": kind, "message": message[:2000]})
         log.warning("trial %d failed (%s): %s", trial.number, kind, message.splitlines()[0] if message else kind)
         raise TrialFailure(f"{kind}: {message}")
+
+
+def prune_repeat(trial: optuna.Trial) -> None:
+    """Prune a repeat of a configuration stopped at a rung at once (`duplicate_of` its number), as a repeat of
+    a completed one is answered from it: no configuration is trained twice."""
+    pruned = fidelity.pruned_original(trial, trial.user_attrs[cache.KEY_ATTR])
+    if pruned is None:
+        return
+    for key, value in ((cache.DUPLICATE_ATTR, pruned.number), ("train_steps", 0),
+                       (fidelity.PRUNED_AT_ATTR, pruned.user_attrs[fidelity.PRUNED_AT_ATTR])):
+        trial.set_user_attr(key, value)
+    log.info("trial %d repeats trial %d, pruned at a rung: pruned without training", trial.number, pruned.number)
+    raise optuna.TrialPruned(f"a repeat of trial {pruned.number}, pruned at a rung")
 
 
 def checkpoint(model: nn.Module, recipe: dict[str, Any], problem: Problem, metrics: dict[str, float],

@@ -99,7 +99,7 @@ class FakeStudy:
 
 
 def reports(trial: FakeTrial) -> RungReports:
-    return RungReports(trial, ("metric", "params"), {"psnr": "maximize"}, eta=2, prune=True)
+    return RungReports(trial, ("metric", "params"), {"psnr": "maximize"}, eta=2)
 
 
 @pytest.mark.parametrize("mark", ["host", "m2o-nl-c"])
