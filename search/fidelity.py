@@ -88,11 +88,12 @@ def keep_at_rung(own: RungRecord, records: Sequence[RungRecord], eta: int, direc
 
 def rung_records(study: optuna.Study, step: int, names: tuple[str, ...],
                  metric_directions: Mapping[str, str]) -> list[RungRecord]:
-    """Every trial's record at ``step`` (running, complete or pruned: whoever reached it)."""
+    """Every trial's record at ``step`` (running, complete or pruned: whoever reached it with finite scores;
+    a NaN would never be dominated and would hold a place on the first front)."""
     records = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)):
         scores = trial.user_attrs.get(RUNGS_ATTR, {}).get(str(step))
-        if scores is not None and all(m in scores for m in metric_directions):
+        if scores is not None and all(m in scores and math.isfinite(scores[m]) for m in metric_directions):
             records.append(RungRecord(trial.number, objectives.values(names, metric_directions, scores,
                                                                         trial.user_attrs)))
     return records

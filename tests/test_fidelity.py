@@ -131,6 +131,16 @@ def test_a_repeat_of_a_configuration_pruned_at_a_rung_is_found_for_pruning_witho
     assert pruned_original(asking, "c") is None
 
 
+def test_a_diverged_rung_score_is_no_record_and_is_left_to_the_final_evaluation():
+    study = FakeStudy()
+    study.add(float("nan"), 10)
+    late = study.add(None, 100)
+    reports(late)(5, {"psnr": 20.0})  # the NaN is not a record: alone at the rung, it trains on
+    diverged = study.add(None, 100)
+    reports(diverged)(5, {"psnr": float("nan")})  # not pruned here: the trial fails with its reason at the end
+    assert PRUNED_AT_ATTR not in late.user_attrs and PRUNED_AT_ATTR not in diverged.user_attrs
+
+
 def test_a_rung_report_without_a_searched_metric_is_a_clear_error():
     trial = FakeStudy().add(None, 100)
     with pytest.raises(UserError, match="no psnr"):
