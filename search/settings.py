@@ -83,13 +83,16 @@ class SearchSettings:
         except (TypeError, ValueError) as error:
             raise UserError(f"model arguments must be numbers, strings, lists or dicts: {error}",
                             "pass Python literals, e.g. --model-arg classes=6") from None
-        from indexnas.search.fidelity import parse_rungs
+        from indexnas.search.fidelity import parse_rungs, rung_steps
         from indexnas.search.objectives import parse
 
         parse(self.objectives)
         if self.prune not in PRUNERS:
             raise UserError(f"unknown pruning {self.prune!r}", f"use one of: {', '.join(PRUNERS)}")
         self.rungs = parse_rungs(self.rungs)
+        if self.prune != "off" and not rung_steps(self.budget_steps, self.rungs):
+            raise UserError(f"--rungs {','.join(map(str, self.rungs))} of --budget-steps {self.budget_steps} leave no "
+                            "step before the end to prune at", "raise --budget-steps, or search with --prune off")
         if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
             raise UserError(f"--reduction-factor must be an integer of at least 2, got {self.reduction_factor!r}",
                             "e.g. --reduction-factor 2 (keep the better half at each rung) or 3")

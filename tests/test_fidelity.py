@@ -35,6 +35,15 @@ def test_rungs_are_fractions_of_the_budget_strictly_inside_it():
             parse_rungs(bad)
 
 
+@pytest.mark.parametrize("bad, message", [
+    (dict(prune="hyperband"), "unknown pruning"), (dict(reduction_factor=1), "--reduction-factor"),
+    (dict(retrain_seeds=-1), "--retrain-seeds"), (dict(budget_steps=1), "no step before the end"),
+])
+def test_bad_pruning_and_retraining_settings_are_clear_errors(tmp_path, bad, message):
+    with pytest.raises(UserError, match=message):
+        tiny(tmp_path, **bad)
+
+
 def test_non_domination_ranks_peel_fronts_of_metric_against_parameters():
     points = [(25.0, 100), (24.0, 10), (24.0, 100), (23.0, 1000), (26.0, 5000)]
     # fronts: {25/100, 24/10, 26/5000}, then 24/100 (beaten by 25/100), then 23/1000 (beaten by 24/100)
