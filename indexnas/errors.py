@@ -8,3 +8,8 @@ class UserError(Exception):
         self.problem = problem
         self.fix = fix
         super().__init__(problem if fix is None else f"{problem}\n  fix: {fix}")
+
+
+def describe(error: BaseException) -> str:
+    """One readable message: a UserError as it reads, anything else prefixed with its type."""
+    return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"

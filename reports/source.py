@@ -80,14 +80,10 @@ def load_study(storage_url: str, study_name: str) -> Results:
 def results_from_study(study: optuna.Study) -> Results:
     """An open study (e.g. the one `indexnas search` just ran) as `Results`; a trial whose configuration was
     retrained with more seeds (search.retrain, stored on the study) carries that record as ``retrain``."""
-    from indexnas.search.retrain import RETRAIN_ATTR, records
+    from indexnas.search.retrain import attach
 
     directions = [d.name.lower() for d in study.directions]
-    trials = [trial_record(t) for t in study.get_trials(deepcopy=False)]
-    retrained = records(study.user_attrs, trials)
-    for trial in trials:
-        if trial["number"] in retrained:
-            trial["user_attrs"][RETRAIN_ATTR] = retrained[trial["number"]]
+    trials = attach(study.user_attrs, [trial_record(t) for t in study.get_trials(deepcopy=False)])
     settings = dict(study.user_attrs.get("indexnas", {}))
     return Results(study.study_name, settings, directions, trials, source=f"study {study.study_name!r}")
 

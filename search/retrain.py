@@ -8,7 +8,7 @@ primary metric with the trial's own run counted (n = K + 1 when every run succee
 
 Stored as the study user attribute ``indexnas:retrain:<trial number>``: Optuna refuses user attributes on
 finished trials. A repeat answered from the study cache stands for its original (`front_trials`), and
-`records` gives each trial's record, a repeat's being its original's. Each seed is stored as soon as it
+`attach` gives each trial its record, a repeat its original's. Each seed is stored as soon as it
 is trained, so an interrupted retraining resumes where it stopped and a rerun trains nothing stored.
 """
 
@@ -18,17 +18,31 @@ import dataclasses
 import logging
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
+from indexnas.errors import describe
 from indexnas.search.cache import DUPLICATE_ATTR
+from indexnas.search.problem import Problem
+from indexnas.search.settings import SearchSettings
+from indexnas.search.storage import StudyLock, study_lock
 
-if TYPE_CHECKING:
-    from indexnas.search.storage import StudyLock
-    from indexnas.search.study import SearchContext
+
+class Retrainable(Protocol):
+    """What retraining needs of a search (search.study.SearchContext): its settings, its problem's metrics,
+    and a configuration fine-tuned from the warm host as a trial is."""
+
+    settings: SearchSettings
+
+    @property
+    def problem(self) -> Problem: ...
+
+    def train_configuration(self, choices: dict[str, str], seed: int,
+                            label: str) -> tuple[dict[str, Any], float, dict[str, float]]: ...
+
 
 log = logging.getLogger("indexnas.search")
 PREFIX = "indexnas:retrain:"  # study user attr per retrained trial
@@ -49,16 +63,16 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [trials[n] for n in numbers]
 
 
-def records(study_attrs: Mapping[str, Any], trials: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """Each trial's retraining record by number (trial records as `reports.source.trial_record` gives them);
-    a repeat from the cache gets its original's."""
+def attach(study_attrs: Mapping[str, Any], trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``trials`` (plain records: number, state, user_attrs) with each retrained one's record added as the user
+    attribute ``retrain``; a repeat from the cache gets its original's."""
     stored = {int(key.removeprefix(PREFIX)): value for key, value in study_attrs.items() if key.startswith(PREFIX)}
-    found = {}
+    attached = []
     for trial in trials:
-        number = trial["user_attrs"].get(DUPLICATE_ATTR, trial["number"])
-        if number in stored:
-            found[trial["number"]] = stored[number]
-    return found
+        record = stored.get(trial["user_attrs"].get(DUPLICATE_ATTR, trial["number"]))
+        attached.append(trial if record is None else
+                        {**trial, "user_attrs": {**trial["user_attrs"], RETRAIN_ATTR: record}})
+    return attached
 
 
 def summarize(record: dict[str, Any]) -> dict[str, Any]:
@@ -76,13 +90,11 @@ def own_run(trial: FrozenTrial, metric: str) -> dict[str, Any]:
                       "train_steps": [trial.user_attrs.get("train_steps", trial.user_attrs.get("steps"))]})
 
 
-def retrain_front(study: optuna.Study, context: SearchContext, lock: StudyLock | None = None) -> None:
+def retrain_front(study: optuna.Study, context: Retrainable, lock: StudyLock | None = None) -> None:
     """Retrain each trial of the final front ``retrain_seeds`` more times, storing each seed as it finishes.
 
     Under the study lock: one process retrains, and one that comes later (another machine's
     `indexnas search` on the shared storage) finds the seeds stored and trains nothing."""
-    from indexnas.search.storage import study_lock
-
     extra = context.settings.retrain_seeds
     if extra == 0:
         return
@@ -96,35 +108,28 @@ def retrain_front(study: optuna.Study, context: SearchContext, lock: StudyLock |
                 _retrain(study, trial, seed, context)
 
 
-def _missing(study: optuna.Study, trial: FrozenTrial, context: SearchContext, extra: int) -> list[int]:
+def _missing(study: optuna.Study, trial: FrozenTrial, context: Retrainable, extra: int) -> list[int]:
     done = study.user_attrs.get(PREFIX + str(trial.number), {}).get("seeds", [])
     wanted = [retrain_seed(context.settings.seed, trial.number, k) for k in range(1, extra + 1)]
     return [seed for seed in wanted if seed not in done]
 
 
-def _retrain(study: optuna.Study, trial: FrozenTrial, seed: int, context: SearchContext) -> None:
+def _retrain(study: optuna.Study, trial: FrozenTrial, seed: int, context: Retrainable) -> None:
     """Fine-tune ``trial``'s configuration from the warm host with ``seed`` and add the run to its record."""
-    from indexnas.search.study import budget, describe, train_and_score
-    from indexnas.search.train import seed_everything
-
-    settings, problem = context.settings, context.problem
-    metric = next(iter(problem.directions))
+    metric = next(iter(context.problem.directions))
     key = PREFIX + str(trial.number)
     record = study.user_attrs.get(key) or own_run(trial, metric)
     metrics, failure, seconds, facts = None, None, 0.0, {}
     try:
-        seed_everything(seed)  # the IndexNets' initial weights, as in the trial
-        model = context.space.rewrite(trial.user_attrs["choices"]).model
-        seed_everything(seed)
-        limit = dataclasses.replace(budget(settings, f"trial {trial.number} seed {seed}"), seed=seed)
-        facts, seconds, metrics = train_and_score(problem, model, limit)
+        facts, seconds, metrics = context.train_configuration(trial.user_attrs["choices"], seed,
+                                                              f"trial {trial.number} seed {seed}")
     except Exception as error:  # a collapsed or failed run is a result of that seed: recorded, not retried
         failure = describe(error)
         log.warning("trial %d retrained with seed %d failed: %s", trial.number, seed, failure.splitlines()[0])
     record = summarize({**record, "seeds": [*record["seeds"], seed], "metrics": [*record["metrics"], metrics],
                         "failures": {**record["failures"], **({str(seed): failure[:500]} if failure else {})},
                         "train_seconds": [*record["train_seconds"], seconds],
-                        "train_steps": [*record["train_steps"], facts.get("steps", settings.budget_steps)]})
+                        "train_steps": [*record["train_steps"], facts.get("steps", context.settings.budget_steps)]})
     study.set_user_attr(key, record)
     if metrics is not None:
         log.info("trial %d retrained with seed %d: %s %.4g; %s %.4g +- %.2g (n=%d)", trial.number, seed, metric,

@@ -31,7 +31,7 @@ from torch import nn
 
 from indexnas.version import __version__
 from indexnas.atomic import atomic_save
-from indexnas.errors import UserError
+from indexnas.errors import UserError, describe
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import cache, fidelity, objectives, scoring
 from indexnas.search import space as search_space
@@ -72,6 +72,17 @@ class SearchContext:
     @property
     def spaces(self) -> list[search_space.PairSpace]:
         return self.space.spaces
+
+    def train_configuration(self, choices: dict[str, str], seed: int, label: str) -> tuple[dict[str, Any], float,
+                                                                                          dict[str, float]]:
+        """Fine-tune the warm host rewritten with ``choices`` as a trial does (its IndexNets initialised and
+        its batches drawn from ``seed``): (what the training reports, its seconds, the checked metrics)."""
+        from indexnas.search.train import seed_everything
+
+        seed_everything(seed)
+        model = self.space.rewrite(choices).model
+        seed_everything(seed)
+        return train_and_score(self.problem, model, dataclasses.replace(budget(self.settings, label), seed=seed))
 
 
 def run_search(settings: SearchSettings, problem: Problem | None = None) -> optuna.Study:
@@ -556,11 +567,6 @@ def is_out_of_memory(error: BaseException) -> bool:
     text = str(error).lower()
     return isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or (
         isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text))
-
-
-def describe(error: BaseException) -> str:
-    """One readable message: a UserError as it reads, anything else prefixed with its type."""
-    return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
 
 
 def measure_latency(model: nn.Module, example: torch.Tensor, device: str, repeats: int = 5) -> float:

@@ -12,13 +12,20 @@ from optuna.trial import TrialState
 
 from indexnas.search.cache import DUPLICATE_ATTR
 from indexnas.search.fidelity import PRUNED_AT_ATTR
+from indexnas.search import retrain
 from indexnas.search.retrain import RETRAIN_ATTR
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import mask_url
 
 
+def trial_dicts(study: optuna.Study) -> list[dict[str, Any]]:
+    """The study's trials as plain records (number, state, user_attrs) with their retraining records attached."""
+    return retrain.attach(study.user_attrs, [{"number": t.number, "state": t.state.name, "user_attrs": t.user_attrs}
+                                             for t in study.get_trials(deepcopy=False)])
+
+
 def trial_counts(trials: list[dict[str, Any]], budget_steps: int) -> dict[str, int]:
-    """What a study's trials cost (trial records as `reports.source.results_from_study` gives them): completed
+    """What a study's trials cost (plain trial records with their retraining attached, `trial_dicts`): completed
     trials trained in full or answered from the cache, trials pruned at a rung and the steps that saved,
     over-budget and failed trials, retrained front trials and their extra runs, and all training steps used."""
     complete = [t for t in trials if t["state"] == "COMPLETE"]
@@ -52,15 +59,13 @@ def pareto_rows(study: optuna.Study) -> list[dict]:
     """One row per Pareto-optimal trial (repeats answered from the cache left out: their original is
     listed): choices, metric and its paired standard error against the host, its mean, sd and count over
     seeds where the front was retrained (search.retrain), parameters added, GFLOPs, time."""
-    from indexnas.reports.source import results_from_study
-
     metric = study.user_attrs.get("indexnas", {}).get("primary_metric", "metric")
-    records = {t["number"]: t["user_attrs"] for t in results_from_study(study).trials}
+    spreads = {t["number"]: t["user_attrs"].get(RETRAIN_ATTR, {}) for t in trial_dicts(study)}
     rows = []
     best = [t for t in study.best_trials if DUPLICATE_ATTR not in t.user_attrs]
     for trial in sorted(best, key=lambda t: (t.user_attrs.get("params_added", 0), t.number)):
         choices = trial.user_attrs.get("choices", {})
-        spread = records[trial.number].get(RETRAIN_ATTR, {})
+        spread = spreads.get(trial.number, {})
         rows.append({
             "trial": trial.number,
             "config": trial.user_attrs.get("uniform") or describe_choices(choices),
@@ -80,11 +85,9 @@ def describe_choices(choices: dict[str, str]) -> str:
 
 
 def print_summary(study: optuna.Study, settings: SearchSettings, wall_seconds: float, report: Path | None) -> None:
-    from indexnas.reports.source import results_from_study
-
     attrs = study.user_attrs.get("indexnas", {})
     metric = attrs.get("primary_metric", "metric")
-    counts = trial_counts(results_from_study(study).trials, settings.budget_steps)
+    counts = trial_counts(trial_dicts(study), settings.budget_steps)
     print(f"\nstudy {settings.study!r}: {describe_counts(counts)}; wall time {wall_seconds / 60:.1f} min")
     print(f"Pareto-optimal trials ({' vs '.join(attrs.get('objectives', [metric]))}); "
           f"'+-' is the standard error of the difference to the host over the validation items; "

@@ -14,7 +14,7 @@ from indexnas.reports import write_report
 from indexnas.reports.frame import trials_frame
 from indexnas.reports.html import beyond_spread
 from indexnas.reports.source import results_from_study
-from indexnas.search.retrain import PREFIX, front_trials, records, retrain_seed
+from indexnas.search.retrain import PREFIX, attach, front_trials, retrain_seed
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import run_search
 from indexnas.search.summary import print_summary
@@ -90,7 +90,9 @@ def test_a_repeat_from_the_cache_points_at_its_originals_record():
     study_attrs = {PREFIX + "3": {"mean": 24.0, "sd": 0.2, "n": 3}, "indexnas": {}}
     trials = [{"number": 3, "user_attrs": {}}, {"number": 7, "user_attrs": {"duplicate_of": 3}},
               {"number": 8, "user_attrs": {}}]
-    assert records(study_attrs, trials) == {3: study_attrs[PREFIX + "3"], 7: study_attrs[PREFIX + "3"]}
+    original, repeat, other = attach(study_attrs, trials)
+    assert original["user_attrs"]["retrain"] == repeat["user_attrs"]["retrain"] == study_attrs[PREFIX + "3"]
+    assert "retrain" not in other["user_attrs"] and trials[0]["user_attrs"] == {}  # the input is left as it was
 
 
 def test_the_summary_prints_the_front_with_mean_sd_and_runs(retrained, capsys):
