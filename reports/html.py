@@ -19,6 +19,7 @@ from indexnas.reports.frame import CHOICE_PREFIX, HOST, METRIC_PREFIX, choice_co
 from indexnas.reports.plots import EncodedFigure, mixed_label
 from indexnas.reports.source import Results
 from indexnas.reports.table import format_metric, render_table
+from indexnas.search.summary import describe_counts, trial_counts
 from indexnas.spec import summarise_choices
 
 STYLE = """
@@ -229,6 +230,8 @@ def render_html(results: Results, frame: pd.DataFrame, table: pd.DataFrame,
         f'<p class="meta">source: {_e(results.source)} &middot; {_e(_plural(len(frame), "trial"))} '
         f"({_e(_counts(frame))}) &middot; generated {_e(generated)} by indexnas {_e(__version__)}</p>",
         f"<p>{_e(_headline(frame))}</p>",
+        f"<p>Trials: {_e(describe_counts(trial_counts(results.trials, int(results.settings.get('budget_steps', 0)))))}."
+        "</p>",
         *(f'<p class="note">{_e(note)}</p>' for note in [*notes, *filter(None, [_host_scores(frame, results)])]),
         "<h2>Results in the paper's layout</h2>",
         f"<p>Best complete trial per configuration; Δ is the parameters added to the host; the best {_e(metric)} "

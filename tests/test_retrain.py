@@ -115,6 +115,8 @@ def test_the_report_shows_the_spread_in_its_tables_and_figures(retrained):
     record = stored(study)[front_trials(study)[0].number]
     assert "over seeds: mean ± sd (n)" in page and f"± {record['sd']:.2g} (3)" in page
     assert "mean ± sd over training seeds" in page  # the figures' caption: error bars
+    front_size = len(front_trials(study))
+    assert f"{front_size} Pareto-optimal trials retrained with {front_size * K} more runs" in page  # the counts
 
 
 def test_dominance_beyond_the_spread_needs_the_whole_interval_to_be_better():
