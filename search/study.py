@@ -487,6 +487,7 @@ class Objective:
                                                               next(iter(problem.directions))))
             raise
         except DivergedError as error:
+            trial.set_user_attr("train_steps", error.step)
             self._fail(trial, "diverged", str(error))
         except MetricNotFinite as error:  # Optuna would fail the trial without saying why
             self._fail(trial, "no_metric", f"{error}: the validation data gave nothing to score (e.g. depth maps "
