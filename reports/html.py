@@ -131,7 +131,7 @@ def beyond_spread(frame: pd.DataFrame) -> list[str]:
             names = ", ".join(sorted({str(g["uniform"]) for g in beaten}))
             sentences.append(f"Mixed trial {mixed_label(trial['number'])} ({metric} {spread_text(trial)}, "
                              f"{int(trial['params_added']):+,} parameters) dominates the paper grid's {names} beyond "
-                             "the seeds' spread.")
+                             "the seeds' spread (a grid row not retrained counts with its single run).")
     return sentences
 
 
