@@ -96,9 +96,8 @@ class TaskProblem(Problem):
         if not budget.rungs or budget.report is None:
             result = fit(model, self.task_spec, self.train_set, self.config(budget))
         else:
-            config = dataclasses.replace(self.config(budget), eval_at=budget.rungs)
-            result = fit(model, RungReportingTask(self.task_spec, budget.report), self.train_set, config,
-                         val_set=self.val_set)
+            config = dataclasses.replace(self.config(budget), eval_at=budget.rungs, on_score=budget.report)
+            result = fit(model, self.task_spec, self.train_set, config, val_set=self.val_set)
         return {"steps": result.steps, "device": result.device}
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -146,39 +145,6 @@ class TaskProblem(Problem):
         return (f"lower --lr (now {s.lr:g}) if it diverged; lower --batch-size or --patch if out of memory; otherwise "
                 f"check that the model trains on {s.task} batches (input {self.task_spec.in_channels} channels), "
                 "or pass --no-warm-start")
-
-
-class RungReportingTask:
-    """The task as `fit` sees it when rung scores are reported: everything is the task's own, except that the
-    metrics of fit's intermediate scoring (`TrainConfig.eval_at`: a copy of the model, BatchNorm recalibrated,
-    the random state forked, so training is unchanged) reach ``report`` before the next training step, where
-    an `optuna.TrialPruned` from it stops the run with no further update.
-
-    Why a wrapper: `fit` keeps its intermediate scores until it returns and has no callback for them (it is
-    search/train.py's; a ``TrainConfig`` callback would replace this class). Within one `evaluate`, the task's
-    ``aggregate`` runs once per validation part, the first part (the study's score) first.
-    """
-
-    def __init__(self, task: Any, report: Any) -> None:
-        self._task, self._report = task, report
-        self._steps = 0  # training steps done (loss calls so far)
-        self._scored: dict[str, float] | None = None  # the pending intermediate score's first part
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._task, name)
-
-    def aggregate(self, statistics: Any) -> dict[str, float]:
-        metrics = self._task.aggregate(statistics)
-        if self._scored is None:
-            self._scored = metrics
-        return metrics
-
-    def loss(self, output: torch.Tensor, batch: Any) -> torch.Tensor:
-        if self._scored is not None:
-            scored, self._scored = self._scored, None
-            self._report(self._steps, scored)
-        self._steps += 1
-        return self._task.loss(output, batch)
 
 
 def _task_kwargs(name: str, task: Any, train_set: Any) -> dict[str, Any]:

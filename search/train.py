@@ -78,6 +78,9 @@ class TrainConfig:
     # after training (0: keep the running statistics as trained). See `recalibrate_batchnorm`.
     bn_recalibration: int = 256
     eval_at: tuple[int, ...] = ()  # also score the model after these steps (TrainResult.intermediate)
+    # Called with (step, metrics) as each intermediate score is taken, before training goes on; an exception it
+    # raises stops the run there (multi-fidelity pruning raises optuna.TrialPruned, search/fidelity.py).
+    on_score: Callable[[int, dict[str, float]], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.steps is None and self.seconds is None:
@@ -242,6 +245,8 @@ def fit(model: nn.Module, task: Task, train_set: Dataset, config: TrainConfig | 
                     recalibrate_batchnorm(snapshot, task, train_set, config, device, precision)
                     intermediate[len(losses)] = evaluate(snapshot, task, val_set, config, device=device,
                                                          precision=precision)
+                if config.on_score is not None:
+                    config.on_score(len(losses), intermediate[len(losses)])
     finally:
         bar.close()
     train_seconds = time.perf_counter() - start
