@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from indexnas.errors import UserError
-from indexnas.search.settings import MODES, PRUNERS, SAMPLERS, SearchSettings
+from indexnas.search.settings import MODES, PRUNERS, SAMPLERS, STRATEGIES, SearchSettings
 
 DEFAULT_RUNS = Path("runs")
 # The demo: a small denoising search that finishes on a 2-core CPU in about five minutes.
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--trials", type=int, default=40, help="completed trials the study should hold (default 40)")
     search.add_argument("--budget-steps", type=int, default=500, help="training steps per trial (default 500)")
     search.add_argument("--budget-seconds", type=float, help="also stop each trial's training after this many seconds")
-    search.add_argument("--study", help="study name (default: TASK-MODEL-MODE)")
+    search.add_argument("--study", help="study name (default: TASK-MODEL-MODE, with -oneshot for that strategy)")
     search.add_argument("--storage", help="journal:///path/study.log, a .log path, or postgresql://... "
                         "(default: runs/studies.log)")
     search.add_argument("--out", help="run directory for host weights, Pareto checkpoints and the report "
@@ -51,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="what the study optimises, comma-separated: metric, params (added), gflops "
                         "(default metric,params; bound GFLOPs with --max-gflops)")
     search.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="multi-objective sampler (default tpe)")
+    search.add_argument("--strategy", choices=STRATEGIES, default="trials",
+                        help="trials: every trial fine-tunes one configuration (default); oneshot: train one "
+                        "weight-sharing supernet, score configurations with it, train its Pareto front as the trials")
+    search.add_argument("--oneshot-steps", type=int, help="oneshot: supernet training steps (default 4 x --budget-steps)")
+    search.add_argument("--oneshot-candidates", type=int, default=100,
+                        help="oneshot: configurations the supernet scores beyond the host and the paper grid (default 100)")
     search.add_argument("--no-paper-grid", action="store_true", help="do not enqueue the paper's 15 uniform configurations")
     search.add_argument("--no-warm-start", action="store_true", help="train every trial from scratch")
     search.add_argument("--seed", type=int, default=0)
@@ -100,7 +106,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_search_command(args: argparse.Namespace) -> int:
     from indexnas.surgery.loading import parse_model_args
 
-    study_name = args.study or f"{args.task}-{args.model.replace(':', '_').replace('/', '_')}-{args.mode}"
+    strategy = "" if args.strategy == "trials" else f"-{args.strategy}"
+    study_name = args.study or f"{args.task}-{args.model.replace(':', '_').replace('/', '_')}-{args.mode}{strategy}"
     settings = SearchSettings(
         task=args.task, model=args.model, study=study_name,
         storage=args.storage or str(DEFAULT_RUNS / "studies.log"), out=args.out or str(DEFAULT_RUNS / study_name),
@@ -111,6 +118,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         paper_grid=not args.no_paper_grid, warm_start=not args.no_warm_start, max_params=args.max_params,
         max_gflops=args.max_gflops, objectives=args.objectives, progress=not args.quiet, prune=args.prune,
         rungs=args.rungs, reduction_factor=args.reduction_factor, retrain_seeds=args.retrain_seeds,
+        strategy=args.strategy, oneshot_steps=args.oneshot_steps, oneshot_candidates=args.oneshot_candidates,
     )
     return _run(settings, report=not args.no_report)
 

@@ -15,9 +15,11 @@ PRUNERS = ("off", "halving")  # search.fidelity: "halving" is asynchronous succe
 DEFAULT_HEARTBEAT_S = 10.0  # a running trial's worker records a heartbeat this often
 DEFAULT_GRACE_S = 60.0  # a trial without a heartbeat for this long is failed and queued again
 MODES = ("pool", "stride", "decoder")
+STRATEGIES = ("trials", "oneshot")  # trials: every trial fine-tunes one configuration; oneshot: search/oneshot.py
 # Settings that define what a study's trials mean: resuming with other values would mix results.
 IDENTITY_FIELDS = ("task", "model", "model_args", "host_fingerprint", "mode", "width", "budget_steps", "budget_seconds", "data", "sigma", "patch",
-                   "batch_size", "lr", "seed", "max_params", "max_gflops", "flops_size", "objectives")
+                   "batch_size", "lr", "seed", "max_params", "max_gflops", "flops_size", "objectives",
+                   "strategy", "oneshot_steps", "oneshot_candidates")
 
 
 @dataclass
@@ -44,7 +46,7 @@ class SearchSettings:
     seed: int = 0
     workers: int = 1
     sampler: str = "tpe"
-    paper_grid: bool = True  # enqueue the host and the paper's 15 uniform configurations first
+    paper_grid: bool = True  # enqueue the host and the paper's 15 uniform configurations first (oneshot: score them)
     warm_start: bool = True  # train the host once; every trial fine-tunes from its weights
     max_params: float | None = None  # parameters added; over budget -> pruned before training
     max_gflops: float | None = None  # GFLOPs of the whole model at flops_size
@@ -58,6 +60,9 @@ class SearchSettings:
     rungs: tuple[float, ...] = (0.5,)  # fractions of the budget where trials report (only 1/2 ranks reliably)
     reduction_factor: int = 2  # eta: a trial trains on at a rung only in the best 1/eta of the rung's records
     retrain_seeds: int = 2  # the final front's trials are trained this many more times with other seeds (0: off)
+    strategy: str = "trials"  # one of STRATEGIES
+    oneshot_steps: int | None = None  # supernet training steps (None: 4 x budget_steps)
+    oneshot_candidates: int = 100  # configurations the supernet scores beyond the host and the paper's grid
 
     def __post_init__(self) -> None:
         positive = {"trials": self.trials, "budget_steps": self.budget_steps, "batch_size": self.batch_size,
@@ -67,6 +72,12 @@ class SearchSettings:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
         if self.mode not in MODES:
             raise UserError(f"unknown surgery mode {self.mode!r}", f"use one of: {', '.join(MODES)}")
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"unknown strategy {self.strategy!r}", f"use one of: {', '.join(STRATEGIES)}")
+        if self.oneshot_steps is not None and (not isinstance(self.oneshot_steps, int) or self.oneshot_steps < 1):
+            raise UserError(f"--oneshot-steps must be a positive integer, got {self.oneshot_steps!r}")
+        if not isinstance(self.oneshot_candidates, int) or self.oneshot_candidates < 0:
+            raise UserError(f"--oneshot-candidates must be a non-negative integer, got {self.oneshot_candidates!r}")
         if self.sampler not in SAMPLERS:
             raise UserError(f"unknown sampler {self.sampler!r}", f"use one of: {', '.join(SAMPLERS)}")
         for name in ("max_params", "max_gflops", "budget_seconds", "width"):
@@ -101,6 +112,11 @@ class SearchSettings:
                             "e.g. --retrain-seeds 2, or 0 to keep the front's single runs")
         if not self.study or any(c in self.study for c in "/\\\n"):
             raise UserError(f"invalid study name {self.study!r}", "use letters, digits, '-', '_' and '.'")
+
+    @property
+    def supernet_steps(self) -> int:
+        """Training steps of the one-shot supernet (`--oneshot-steps`, default four trials' budget)."""
+        return self.oneshot_steps or 4 * self.budget_steps
 
     @property
     def out_dir(self) -> Path:

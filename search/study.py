@@ -33,7 +33,7 @@ from indexnas.version import __version__
 from indexnas.atomic import atomic_save
 from indexnas.errors import UserError, describe
 from indexnas.spec import IndexSpec, paper_variants
-from indexnas.search import cache, fidelity, objectives, scoring
+from indexnas.search import cache, fidelity, objectives, oneshot, scoring
 from indexnas.search import space as search_space
 from indexnas.search.problem import Budget, MetricNotFinite, Problem, check_metrics
 from indexnas.search.retrain import retrain_front
@@ -102,6 +102,8 @@ def run_search(settings: SearchSettings, problem: Problem | None = None) -> optu
         check_resumable(storage, settings)
     context = prepare(settings, problem)
     study = open_study(storage or settings_storage(settings), settings, context)
+    if settings.strategy == "oneshot":  # the supernet's front becomes the queue and bounds the trials
+        settings = context.settings = oneshot.enqueue_front(study, context)
     report_queue(study, settings.trials)
     if settings.workers == 1:
         work(study, context)
@@ -276,7 +278,7 @@ def open_study(storage: optuna.storages.BaseStorage, settings: SearchSettings, c
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(objective_names(context.problem, settings))
         study.set_user_attr(ATTR, study_attrs(settings, context))
-        if settings.paper_grid:
+        if settings.paper_grid and settings.strategy == "trials":  # oneshot queues the supernet's front instead
             enqueue_paper_grid(study, context)
         return study
 

@@ -1,0 +1,199 @@
+"""`--strategy oneshot`: train one weight-sharing supernet, score configurations with it, train its front for real.
+
+After the warm host (as for every strategy), the supernet (surgery/supernet.py) trains once from the warm
+host for `SearchSettings.supernet_steps`, one path drawn per batch. Configurations are then scored with the
+shared weights after BatchNorm recalibration (`path_scorer`): the host, the paper's uniform configurations
+(unless `paper_grid` is off), and `oneshot_candidates` more proposed by an in-memory multi-objective TPE
+study over (supernet score, parameters added); the whole space (~13,000 configurations on the demo host)
+at seconds a score is out of reach on a CPU. The Pareto set under that score is enqueued into the real study as
+ordinary trials (user attributes ``oneshot_score``, and ``uniform`` for a grid row) for `study.work` to
+train stand-alone, so caching, checkpoints and reports work unchanged. What the supernet cost and every
+score are stored as the study attribute ``indexnas:oneshot``; its weights as ``supernet.pt`` under --out, so
+a resumed study neither retrains nor rescores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import optuna
+from torch import nn
+
+from indexnas.errors import UserError
+from indexnas.spec import IndexSpec, paper_variants
+from indexnas.search import space as search_space
+from indexnas.search.canonical import configuration_key
+from indexnas.search.problem import Budget, Problem, check_metrics
+from indexnas.search.settings import SearchSettings
+
+log = logging.getLogger("indexnas.search")
+ATTR = "indexnas:oneshot"  # study user attribute: the supernet's cost and scores
+SUPERNET_FILE = "supernet.pt"
+SCORE_ATTR = "oneshot_score"  # trial user attribute: the configuration's supernet score
+RECALIBRATION = 64  # samples a path's BatchNorm statistics are re-estimated over (a trial's final model: 256)
+
+
+def enqueue_front(study: optuna.Study, context: Any) -> SearchSettings:
+    """Train or load the supernet and score (unless the study stores its scores), enqueue the front under
+    that score; the settings to work with: ``trials`` bounded by the front's size."""
+    stored = study.user_attrs.get(ATTR)
+    if stored is None:
+        stored = score_space(context)
+        study.set_user_attr(ATTR, stored)
+    front = [stored["scored"][i] for i in spread(stored["front"], context.settings.trials)]
+    for row in front:  # again on a resume: a crash may have come between storing and enqueueing
+        params = search_space.params_for(row["choices"], context.spaces)
+        attrs = {SCORE_ATTR: row["score"], **({"uniform": row["label"]} if row["label"] else {})}
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+    wanted = min(context.settings.trials, len(front))
+    log.info("one-shot: %d configurations scored by the supernet, %d on its front; training %d stand-alone",
+             len(stored["scored"]), len(front), wanted)
+    return dataclasses.replace(context.settings, trials=wanted)
+
+
+def score_space(context: Any) -> dict[str, Any]:
+    """Train (or load) the supernet, score the host, the grid and the candidates; what to store."""
+    settings, problem = context.settings, context.problem
+    score = path_scorer(problem)
+    supernet, facts = trained_supernet(context)
+    primary, direction = next(iter(problem.directions.items()))
+    scorer = _Scorer(supernet, score, context.pairs)
+    start = time.perf_counter()
+    grid = paper_variants() if settings.paper_grid else []
+    for label, choice in [("host", IndexSpec("keep")), *((str(s), s) for s in grid)]:
+        choices = search_space.uniform(context.spaces, choice)
+        if search_space.params_for(choices, context.spaces) is not None:
+            scorer.score({n: str(s) for n, s in choices.items()}, label)
+    search_candidates(scorer, context.spaces, settings, direction)
+    scored = scorer.rows
+    values = np.array([[row["score"], row["params_added"]] for row in scored], dtype=float)
+    from indexnas.reports.pareto import pareto_mask
+
+    front = sorted(np.flatnonzero(pareto_mask(values, [direction, "minimize"])).tolist(),
+                   key=lambda i: scored[i]["params_added"])
+    return {**facts, "score_seconds": time.perf_counter() - start, "configurations_scored": len(scored),
+            "candidates": settings.oneshot_candidates, "candidate_sampler": "tpe", "metric": primary,
+            "scored": scored, "front": front}
+
+
+def spread(front: list[int], limit: int) -> list[int]:
+    """At most ``limit`` of the front (ordered by parameters), evenly spaced, both ends kept."""
+    if len(front) <= limit:
+        return front
+    if limit == 1:
+        return front[:1]
+    picks = sorted({round(k * (len(front) - 1) / (limit - 1)) for k in range(limit)})
+    return [front[k] for k in picks]
+
+
+class _Scorer:
+    """Each configuration's supernet score (its path active, BatchNorm recalibrated, then evaluated), once
+    per canonical configuration (aliases share a score: `search.canonical`)."""
+
+    def __init__(self, supernet: Any, score: Callable[[nn.Module], float], pairs: list[dict[str, Any]]) -> None:
+        self.supernet, self.path_score, self.pairs = supernet, score, pairs
+        self.rows: list[dict[str, Any]] = []
+        self.by_key: dict[str, dict[str, Any]] = {}
+
+    def score(self, choices: Mapping[str, str], label: str | None = None) -> dict[str, Any]:
+        key = configuration_key(choices, self.pairs)
+        if key in self.by_key:
+            return self.by_key[key]
+        self.supernet.activate(choices)
+        row = {"choices": dict(choices), "label": label, "score": self.path_score(self.supernet),
+               "params_added": self.supernet.params_added()}
+        self.rows.append(row)
+        self.by_key[key] = row
+        return row
+
+
+def search_candidates(scorer: _Scorer, spaces: list[search_space.PairSpace], settings: SearchSettings,
+                      direction: str) -> None:
+    """Score ``oneshot_candidates`` more configurations, proposed by an in-memory multi-objective TPE study
+    over (supernet score, parameters added) that starts from what is already scored. TPE rather than NSGA-II:
+    at ~100 evaluations NSGA-II's population of 50 would barely get past its random first generation."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True)
+    study = optuna.create_study(directions=[direction, "minimize"], sampler=sampler)
+    for row in scorer.rows:  # what the grid taught, as finished trials
+        params = search_space.params_for(row["choices"], spaces)
+        distributions = {name: optuna.distributions.CategoricalDistribution(
+            search_space.modelwise_variants(spaces) if name == search_space.MODELWISE_PARAM
+            else next(s.choices for s in spaces if s.name == name)) for name in params}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
+                                                  values=[row["score"], row["params_added"]]))
+    wanted, asked = len(scorer.rows) + settings.oneshot_candidates, 0
+    while len(scorer.rows) < wanted and asked < 20 * max(1, settings.oneshot_candidates):
+        trial, asked = study.ask(), asked + 1
+        choices = {name: str(spec) for name, spec in search_space.suggest_choices(trial, spaces).items()}
+        try:
+            row = scorer.score(choices)
+        except UserError:  # pairs sharing a transition given different choices: not a model
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        study.tell(trial, [row["score"], row["params_added"]])
+        if len(scorer.rows) % 10 == 0:
+            log.info("one-shot: %d configurations scored", len(scorer.rows))
+
+
+def trained_supernet(context: Any) -> tuple[Any, dict[str, Any]]:
+    """The supernet trained from the warm host (or its saved weights from an interrupted run) and its cost."""
+    from indexnas.search.study import load_warm_host, save_or_stop
+    from indexnas.search.train import seed_everything
+    from indexnas.surgery.supernet import Supernet
+
+    settings, problem = context.settings, context.problem
+    seed_everything(settings.seed)  # the index modules' initial weights
+    supernet = Supernet(context.space)
+    path = settings.out_dir / SUPERNET_FILE
+    if path.exists():
+        facts = load_warm_host(path, settings, supernet)
+        log.info("one-shot: supernet weights loaded from %s (trained %d steps)", path, facts["steps"])
+        return supernet, facts
+    steps = settings.supernet_steps
+    log.info("one-shot: training the supernet from the warm host (%d steps, one path drawn per batch)", steps)
+    supernet.sample_paths(settings.seed)
+    start = time.perf_counter()
+    try:
+        trained = problem.train(supernet, Budget(steps, None, "supernet", settings.progress, seed=settings.seed)) or {}
+    finally:
+        supernet.sample_paths(None)
+    facts = {"steps": trained.get("steps", steps), "train_seconds": time.perf_counter() - start}
+    save_or_stop({"state_dict": supernet.state_dict(), "summary": facts, "identity": settings.identity()}, path,
+                 "the supernet's weights")
+    return supernet, facts
+
+
+def path_scorer(problem: Problem) -> Callable[[nn.Module], float]:
+    """How the active path is scored: its BatchNorm statistics re-estimated (the paths share the host's
+    BatchNorms, trained on a mixture of paths; `search.train.recalibrate_batchnorm` on the task's
+    recalibration crops, `RECALIBRATION` samples), then the primary metric on the first validation part (the
+    crops the study's objective is; whole images are left to the stand-alone trials: a score costs seconds)."""
+    from indexnas.search.host import TaskProblem
+
+    if not isinstance(problem, TaskProblem):
+        raise UserError("strategy 'oneshot' needs a built-in task: it re-estimates BatchNorm statistics on the "
+                        "task's recalibration crops before scoring each path",
+                        "use strategy 'trials' for your own train/evaluate callables")
+    parts = getattr(problem.val_set, "parts", None)
+    validation = next(iter(parts.values())) if parts else problem.val_set
+    metric = problem.task_spec.primary_metric
+
+    def score(model: nn.Module) -> float:
+        from indexnas.search.train import evaluate_items, recalibrate_batchnorm, resolve_amp
+
+        config = dataclasses.replace(problem.config(Budget(1)), bn_recalibration=RECALIBRATION)
+        device = next(model.parameters()).device
+        precision = resolve_amp(config.amp, device)
+        recalibrate_batchnorm(model, problem.task_spec, problem.train_set, config, device, precision)
+        metrics = evaluate_items(model, problem.task_spec, validation, config, device=device, precision=precision)[0]
+        return check_metrics(metrics, {metric: problem.task_spec.direction})[metric]
+
+    return score

@@ -1,0 +1,103 @@
+"""`--strategy oneshot` end to end on tiny settings: supernet trained once, scores stored, its front trained as trials."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from indexnas.cli import build_parser
+from indexnas.errors import UserError
+from indexnas.reports.pareto import pareto_mask
+from indexnas.search import oneshot
+from indexnas.search.settings import SearchSettings
+from indexnas.search.study import run_search
+
+MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
+
+
+def tiny(tmp_path: Path, **overrides) -> SearchSettings:
+    """Two pairs, 2-step trials, a 8-step supernet (4 x the budget), the host + 4 candidates scored."""
+    options = dict(task="denoise", model=MODEL, study="tiny-oneshot", storage=str(tmp_path / "studies.log"),
+                   out=str(tmp_path / "run"), trials=3, budget_steps=2, batch_size=4, eval_size=32,
+                   progress=False, seed=0, strategy="oneshot", oneshot_candidates=4, paper_grid=False)
+    return SearchSettings(**{**options, **overrides})
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("oneshot")
+    torch.set_num_threads(1)
+    return tmp_path, run_search(tiny(tmp_path))
+
+
+def test_the_study_stores_what_the_supernet_cost_and_every_score(finished):
+    tmp_path, study = finished
+    stored = study.user_attrs[oneshot.ATTR]
+    assert stored["steps"] == 8 and stored["train_seconds"] > 0 and stored["score_seconds"] > 0
+    assert stored["configurations_scored"] == len(stored["scored"]) == 5  # the host + 4 distinct candidates
+    assert stored["scored"][0]["label"] == "host" and set(stored["scored"][0]["choices"].values()) == {"keep"}
+    assert stored["scored"][0]["params_added"] == 0
+    assert all(np.isfinite(row["score"]) for row in stored["scored"])
+    assert (tmp_path / "run" / oneshot.SUPERNET_FILE).is_file()
+
+
+def test_the_front_under_the_supernet_score_is_trained_as_ordinary_trials(finished):
+    _, study = finished
+    stored = study.user_attrs[oneshot.ATTR]
+    values = [[row["score"], row["params_added"]] for row in stored["scored"]]
+    assert sorted(stored["front"]) == np.flatnonzero(pareto_mask(values, ["maximize", "minimize"])).tolist()
+    front = [stored["scored"][i] for i in stored["front"]]
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(study.trials) == len(complete) == min(3, len(front))  # no sampler trials beyond the front
+    for trial, row in zip(complete, front):
+        assert trial.user_attrs["oneshot_score"] == row["score"]
+        assert trial.user_attrs["choices"] == row["choices"]
+        assert trial.user_attrs["params_added"] == row["params_added"]  # the supernet counts as the rewrite does
+        assert ("uniform" in trial.user_attrs) == (row["label"] is not None)
+        assert Path(trial.user_attrs["checkpoint"]).is_file() or trial.number not in {t.number for t in study.best_trials}
+
+
+def test_a_resumed_study_neither_retrains_nor_rescores(finished, monkeypatch):
+    tmp_path, study = finished
+    monkeypatch.setattr(oneshot, "score_space", lambda context: pytest.fail("scored again"))
+    resumed = run_search(tiny(tmp_path))
+    assert len(resumed.trials) == len(study.trials)
+
+
+def test_saved_supernet_weights_are_loaded_not_retrained(finished, monkeypatch, caplog):
+    tmp_path, _ = finished
+    from indexnas.surgery.supernet import Supernet
+
+    monkeypatch.setattr(Supernet, "sample_paths", lambda self, seed: pytest.fail("supernet trained again"))
+    with caplog.at_level(logging.INFO, logger="indexnas.search"):  # a new study in the same --out: scores again
+        study = run_search(tiny(tmp_path, study="tiny-oneshot-2", trials=1))
+    assert "supernet weights loaded" in caplog.text
+    assert study.user_attrs[oneshot.ATTR]["steps"] == 8
+
+
+def test_a_trials_study_cannot_be_resumed_as_oneshot(finished):
+    tmp_path, _ = finished
+    with pytest.raises(UserError, match="strategy"):
+        run_search(tiny(tmp_path, strategy="trials"))
+
+
+def test_the_front_is_thinned_evenly_to_the_trials_keeping_both_ends():
+    assert oneshot.spread([4, 7, 9], 5) == [4, 7, 9]
+    assert oneshot.spread(list(range(10)), 4) == [0, 3, 6, 9]
+    assert oneshot.spread(list(range(10)), 1) == [0]
+
+
+def test_the_command_line_takes_the_strategy_and_bad_values_are_clear_errors(tmp_path):
+    args = build_parser().parse_args(["search", "--task", "denoise", "--model", "dncnn", "--strategy", "oneshot",
+                                      "--oneshot-steps", "30", "--oneshot-candidates", "12"])
+    assert (args.strategy, args.oneshot_steps, args.oneshot_candidates) == ("oneshot", 30, 12)
+    assert tiny(tmp_path, oneshot_steps=None, budget_steps=7).supernet_steps == 28
+    with pytest.raises(UserError, match="unknown strategy"):
+        tiny(tmp_path, strategy="zeroshot")
+    with pytest.raises(UserError, match="--oneshot-steps"):
+        tiny(tmp_path, oneshot_steps=0)
+    with pytest.raises(UserError, match="--oneshot-candidates"):
+        tiny(tmp_path, oneshot_candidates=-1)
