@@ -101,3 +101,18 @@ def test_the_command_line_takes_the_strategy_and_bad_values_are_clear_errors(tmp
         tiny(tmp_path, oneshot_steps=0)
     with pytest.raises(UserError, match="--oneshot-candidates"):
         tiny(tmp_path, oneshot_candidates=-1)
+
+
+@pytest.mark.slow
+def test_the_ranking_benchmark_runs_in_its_quick_form(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_oneshot
+
+    markdown = tmp_path / "oneshot.md"
+    assert bench_oneshot.main(["--quick", "--threads", "1", "--out", str(tmp_path / "run"),
+                               "--markdown", str(markdown)]) == 0
+    text = markdown.read_text()
+    assert "| all | 5 |" in text and "Kendall tau" in text and "The supernet's favourite" in text
+    assert text.count("| mixed: ") == 2
