@@ -39,9 +39,9 @@ SCORE_ATTR = "oneshot_score"  # trial user attribute: the configuration's supern
 RECALIBRATION = 64  # samples a path's BatchNorm statistics are re-estimated over (a trial's final model: 256)
 
 
-def enqueue_front(study: optuna.Study, context: Any) -> SearchSettings:
+def enqueue_front(study: optuna.Study, context: Any) -> None:
     """Train or load the supernet and score (unless the study stores its scores), enqueue the front under
-    that score; the settings to work with: ``trials`` bounded by the front's size."""
+    that score, and bound ``context.settings.trials`` (in place: the caller's settings) by the front's size."""
     stored = study.user_attrs.get(ATTR)
     if stored is None:
         stored = score_space(context)
@@ -51,10 +51,9 @@ def enqueue_front(study: optuna.Study, context: Any) -> SearchSettings:
         params = search_space.params_for(row["choices"], context.spaces)
         attrs = {SCORE_ATTR: row["score"], **({"uniform": row["label"]} if row["label"] else {})}
         study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
-    wanted = min(context.settings.trials, len(front))
+    context.settings.trials = min(context.settings.trials, len(front))
     log.info("one-shot: %d configurations scored by the supernet, %d on its front; training %d stand-alone",
-             len(stored["scored"]), len(front), wanted)
-    return dataclasses.replace(context.settings, trials=wanted)
+             len(stored["scored"]), len(stored["front"]), context.settings.trials)
 
 
 def score_space(context: Any) -> dict[str, Any]:
@@ -154,7 +153,7 @@ def trained_supernet(context: Any) -> tuple[Any, dict[str, Any]]:
     supernet = Supernet(context.space)
     path = settings.out_dir / SUPERNET_FILE
     if path.exists():
-        facts = load_warm_host(path, settings, supernet)
+        facts = load_warm_host(path, settings, supernet, what="supernet")
         log.info("one-shot: supernet weights loaded from %s (trained %d steps)", path, facts["steps"])
         return supernet, facts
     steps = settings.supernet_steps

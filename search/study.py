@@ -102,8 +102,8 @@ def run_search(settings: SearchSettings, problem: Problem | None = None) -> optu
         check_resumable(storage, settings)
     context = prepare(settings, problem)
     study = open_study(storage or settings_storage(settings), settings, context)
-    if settings.strategy == "oneshot":  # the supernet's front becomes the queue and bounds the trials
-        settings = context.settings = oneshot.enqueue_front(study, context)
+    if settings.strategy == "oneshot":  # the supernet's front becomes the queue and bounds settings.trials
+        oneshot.enqueue_front(study, context)
     report_queue(study, settings.trials)
     if settings.workers == 1:
         work(study, context)
@@ -242,21 +242,22 @@ def check_rungs_reported(limit: Budget, facts: dict[str, Any]) -> None:
                         "evaluate() returns them), or search with prune='off'")
 
 
-def load_warm_host(path: Path, settings: SearchSettings, host: nn.Module) -> dict[str, Any]:
-    """Load the cached warm-started host; weights of another search or a damaged file are refused."""
+def load_warm_host(path: Path, settings: SearchSettings, host: nn.Module, what: str = "host") -> dict[str, Any]:
+    """Load the cached warm-started host (or ``what`` else a search trains once: the one-shot supernet);
+    weights of another search or a damaged file are refused."""
     from indexnas.zoo.checkpoint import load_state, read_checkpoint
 
-    fix = f"pass another --out for this search, or delete {path} to train the host again"
+    fix = f"pass another --out for this search, or delete {path} to train the {what} again"
     try:
         saved = read_checkpoint(path)
     except UserError as error:  # damaged, or a pickle with code in it: never loaded, never overwritten
         raise UserError(error.problem, fix) from None
     if not isinstance(saved, dict) or not {"state_dict", "summary", "identity"} <= set(saved):
-        raise UserError(f"{path} is not the host checkpoint of an indexnas search", fix)
+        raise UserError(f"{path} is not the {what} checkpoint of an indexnas search", fix)
     stored = SearchSettings.stored_identity(saved["identity"])
     differences = [f"{k}: stored {stored[k]!r}, now {v!r}" for k, v in settings.identity().items() if stored[k] != v]
     if differences:
-        raise UserError(f"{path} holds the host of another search ({'; '.join(differences)})", fix)
+        raise UserError(f"{path} holds the {what} of another search ({'; '.join(differences)})", fix)
     load_state(host, saved["state_dict"], str(path), settings.model)
     return saved["summary"]
 
