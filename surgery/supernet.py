@@ -16,7 +16,7 @@ import json
 import random
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.fx
@@ -28,6 +28,9 @@ from indexnas.indexnet import build_index_module
 from indexnas.spec import IndexSpec
 from indexnas.surgery import compat
 from indexnas.surgery.rewrite import Plan, _safe, apply
+
+if TYPE_CHECKING:
+    from indexnas.search.suggest import SearchSpace
 
 PATH_CACHE = 64  # paths kept built; a path costs one graph copy + rewrite (~10 ms), a training step more
 
@@ -45,7 +48,7 @@ class Supernet(nn.Module):
     ordinary training loop trains the supernet one path per batch.
     """
 
-    def __init__(self, space: Any) -> None:
+    def __init__(self, space: SearchSpace) -> None:
         super().__init__()
         from indexnas.search import space as search_space
 
@@ -75,7 +78,8 @@ class Supernet(nn.Module):
     # --- the switch: which path runs ------------------------------------------------------------
 
     def activate(self, choices: Mapping[str, IndexSpec | str]) -> None:
-        """Make ``choices`` (pair -> choice; unnamed pairs keep) the path every forward runs."""
+        """Make ``choices`` (pair -> choice; unnamed pairs keep) the path every forward runs: the switch a
+        scorer sets from outside. Built paths are kept (`PATH_CACHE`) so that scoring one twice rebuilds nothing."""
         wanted = {name: str(IndexSpec.parse(c)) for name, c in choices.items()}
         key = json.dumps(wanted, sort_keys=True)
         paths: OrderedDict[str, torch.fx.GraphModule] = self.__dict__["_paths"]
