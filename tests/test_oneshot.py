@@ -1,4 +1,5 @@
-"""`--strategy oneshot` end to end on tiny settings: supernet trained once, scores stored, its front trained as trials."""
+"""`--strategy oneshot` end to end on tiny settings: the supernet trained once, its scores stored, its front
+trained as ordinary trials."""
 
 import logging
 from pathlib import Path
@@ -61,7 +62,8 @@ def test_the_front_under_the_supernet_score_is_trained_as_ordinary_trials(finish
         assert trial.user_attrs["choices"] == row["choices"]
         assert trial.user_attrs["params_added"] == row["params_added"]  # the supernet counts as the rewrite does
         assert ("uniform" in trial.user_attrs) == (row["label"] is not None)
-        assert Path(trial.user_attrs["checkpoint"]).is_file() or trial.number not in {t.number for t in study.best_trials}
+    for trial in study.best_trials:  # the usual work loop: Pareto trials keep their weights
+        assert Path(trial.user_attrs["checkpoint"]).is_file()
 
 
 def test_a_resumed_study_neither_retrains_nor_rescores(finished, monkeypatch):
