@@ -130,3 +130,20 @@ def test_a_path_the_space_does_not_hold_is_a_clear_error(demo_host):
         supernet.activate({s.name: v for s, v in zip(space.spaces, ("o2o-modelwise", "o2o-modelwise-nl"))})
     with pytest.raises(UserError, match="holds no"):
         supernet.activate({space.spaces[0].name: "holistic@enc=softmax,dec=sigmoid"})
+
+
+@pytest.mark.parametrize("style", ["ResUNetSE", "CompoundHead", "UNetTransposed"])
+def test_other_styles_residual_compound_and_transposed_paths_are_the_standalone_rewrite(style):
+    """A residual block's parallel strided downs (stride mode), a compound x4 up, transposed-conv ups (modulated)."""
+    import handwritten_models
+
+    torch.manual_seed(0)
+    space = SearchSpace(getattr(handwritten_models, style)(), torch.randn(1, 3, 32, 32), "stride")
+    supernet = Supernet(space)
+    drawn = random.Random(0)
+    for choices in [{s.name: "holistic-nl" for s in space.spaces}, *(supernet.sample(drawn) for _ in range(3))]:
+        supernet.activate(choices)
+        standalone = space.rewrite(choices).model
+        standalone.load_state_dict(supernet.path.state_dict())
+        _same_outputs(supernet, standalone, 3)
+        assert supernet.params_added() == cost.count_parameters(standalone) - space.params_before
