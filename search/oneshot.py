@@ -19,7 +19,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -29,8 +29,12 @@ from indexnas.errors import UserError
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import space as search_space
 from indexnas.search.canonical import configuration_key
-from indexnas.search.problem import Budget, Problem, check_metrics
+from indexnas.search.problem import Budget, MetricNotFinite, Problem, check_metrics
 from indexnas.search.settings import SearchSettings
+
+if TYPE_CHECKING:
+    from indexnas.search.study import SearchContext
+    from indexnas.surgery.supernet import Supernet
 
 log = logging.getLogger("indexnas.search")
 ATTR = "indexnas:oneshot"  # study user attribute: the supernet's cost and scores
@@ -39,7 +43,7 @@ SCORE_ATTR = "oneshot_score"  # trial user attribute: the configuration's supern
 RECALIBRATION = 64  # samples a path's BatchNorm statistics are re-estimated over (a trial's final model: 256)
 
 
-def enqueue_front(study: optuna.Study, context: Any) -> None:
+def enqueue_front(study: optuna.Study, context: SearchContext) -> None:
     """Train or load the supernet and score (unless the study stores its scores), enqueue the front under
     that score, and bound ``context.settings.trials`` (in place: the caller's settings) by the front's size."""
     stored = study.user_attrs.get(ATTR)
@@ -56,7 +60,7 @@ def enqueue_front(study: optuna.Study, context: Any) -> None:
              len(stored["scored"]), len(stored["front"]), context.settings.trials)
 
 
-def score_space(context: Any) -> dict[str, Any]:
+def score_space(context: SearchContext) -> dict[str, Any]:
     """Train (or load) the supernet, score the host, the grid and the candidates; what to store."""
     settings, problem = context.settings, context.problem
     score = path_scorer(problem)
@@ -95,18 +99,23 @@ class _Scorer:
     """Each configuration's supernet score (its path active, BatchNorm recalibrated, then evaluated), once
     per canonical configuration (aliases share a score: `search.canonical`)."""
 
-    def __init__(self, supernet: Any, score: Callable[[nn.Module], float], pairs: list[dict[str, Any]]) -> None:
+    def __init__(self, supernet: Supernet, score: Callable[[nn.Module], float], pairs: list[dict[str, Any]]) -> None:
         self.supernet, self.path_score, self.pairs = supernet, score, pairs
         self.rows: list[dict[str, Any]] = []
         self.by_key: dict[str, dict[str, Any]] = {}
 
-    def score(self, choices: Mapping[str, str], label: str | None = None) -> dict[str, Any]:
+    def score(self, choices: Mapping[str, str], label: str | None = None) -> dict[str, Any] | None:
+        """The configuration's row; None when its path gives no finite score (it is then left out)."""
         key = configuration_key(choices, self.pairs)
         if key in self.by_key:
             return self.by_key[key]
         self.supernet.activate(choices)
-        row = {"choices": dict(choices), "label": label, "score": self.path_score(self.supernet),
-               "params_added": self.supernet.params_added()}
+        try:
+            value = self.path_score(self.supernet)
+        except MetricNotFinite as error:
+            log.warning("one-shot: %s scores nothing with the shared weights (%s); left out", label or dict(choices), error)
+            return None
+        row = {"choices": dict(choices), "label": label, "score": value, "params_added": self.supernet.params_added()}
         self.rows.append(row)
         self.by_key[key] = row
         return row
@@ -135,6 +144,8 @@ def search_candidates(scorer: _Scorer, spaces: list[search_space.PairSpace], set
         try:
             row = scorer.score(choices)
         except UserError:  # pairs sharing a transition given different choices: not a model
+            row = None
+        if row is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
         study.tell(trial, [row["score"], row["params_added"]])
@@ -142,7 +153,7 @@ def search_candidates(scorer: _Scorer, spaces: list[search_space.PairSpace], set
             log.info("one-shot: %d configurations scored", len(scorer.rows))
 
 
-def trained_supernet(context: Any) -> tuple[Any, dict[str, Any]]:
+def trained_supernet(context: SearchContext) -> tuple[Supernet, dict[str, Any]]:
     """The supernet trained from the warm host (or its saved weights from an interrupted run) and its cost."""
     from indexnas.search.study import load_warm_host, save_or_stop
     from indexnas.search.train import seed_everything
@@ -162,6 +173,14 @@ def trained_supernet(context: Any) -> tuple[Any, dict[str, Any]]:
     start = time.perf_counter()
     try:
         trained = problem.train(supernet, Budget(steps, None, "supernet", settings.progress, seed=settings.seed)) or {}
+    except UserError:
+        raise
+    except Exception as error:  # diverged or out of memory: one message, as for the warm host
+        from indexnas.search.study import describe
+
+        raise UserError(f"training the one-shot supernet failed: {describe(error)}",
+                        "lower --lr or --oneshot-steps (or --batch-size when out of memory), or search with "
+                        "--strategy trials") from error
     finally:
         supernet.sample_paths(None)
     facts = {"steps": trained.get("steps", steps), "train_seconds": time.perf_counter() - start}
