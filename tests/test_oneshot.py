@@ -122,3 +122,21 @@ def test_the_ranking_benchmark_runs_in_its_quick_form(tmp_path):
     text = markdown.read_text()
     assert "| all | 5 |" in text and "Kendall tau" in text and "The supernet's favourite" in text
     assert text.count("| mixed: ") == 2
+
+
+def test_a_supernet_that_fails_to_train_is_one_error_line(tmp_path):
+    from types import SimpleNamespace
+
+    from indexnas.search.suggest import SearchSpace
+    from indexnas.surgery.loading import load_model
+
+    class Diverges:
+        def train(self, model, budget):
+            raise RuntimeError("training diverged: loss nan at step 3")
+
+    model, example = load_model(MODEL, None, {})
+    context = SimpleNamespace(settings=tiny(tmp_path), problem=Diverges(), space=SearchSpace(model, example))
+    with pytest.raises(UserError, match="supernet failed: RuntimeError: training diverged") as raised:
+        oneshot.trained_supernet(context)
+    assert "--strategy trials" in raised.value.fix
+    assert not (tmp_path / "run" / oneshot.SUPERNET_FILE).exists()
