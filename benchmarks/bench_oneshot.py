@@ -64,7 +64,7 @@ def configurations(context: SearchContext, supernet: Supernet, mixed: int, paper
             seen.add(configuration_key(choices, context.pairs))
     rng = random.Random(context.settings.seed)
     while sum(label == "mixed" for label, _ in chosen) < mixed:
-        choices = supernet.sample(rng)
+        choices = oneshot.draw_path(context.spaces, supernet, rng)
         key = configuration_key(choices, context.pairs)
         if key not in seen and len(set(choices.values())) > 1:
             chosen.append(("mixed", choices))

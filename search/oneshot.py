@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import time
 import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import optuna
 from torch import nn
 
@@ -33,7 +33,6 @@ from indexnas.search.problem import Budget, MetricNotFinite, Problem, check_metr
 from indexnas.search.settings import SearchSettings
 
 if TYPE_CHECKING:
-    from indexnas.search.study import SearchContext
     from indexnas.surgery.supernet import Supernet
 
 log = logging.getLogger("indexnas.search")
@@ -43,7 +42,7 @@ SCORE_ATTR = "oneshot_score"  # trial user attribute: the configuration's supern
 RECALIBRATION = 64  # samples a path's BatchNorm statistics are re-estimated over (a trial's final model: 256)
 
 
-def enqueue_front(study: optuna.Study, context: SearchContext) -> None:
+def enqueue_front(study: optuna.Study, context: Any) -> None:
     """Train or load the supernet and score (unless the study stores its scores), enqueue the front under
     that score, and bound ``context.settings.trials`` (in place: the caller's settings) by the front's size."""
     stored = study.user_attrs.get(ATTR)
@@ -60,7 +59,7 @@ def enqueue_front(study: optuna.Study, context: SearchContext) -> None:
              len(stored["scored"]), len(stored["front"]), context.settings.trials)
 
 
-def score_space(context: SearchContext) -> dict[str, Any]:
+def score_space(context: Any) -> dict[str, Any]:
     """Train (or load) the supernet, score the host, the grid and the candidates; what to store."""
     settings, problem = context.settings, context.problem
     score = path_scorer(problem)
@@ -75,14 +74,18 @@ def score_space(context: SearchContext) -> dict[str, Any]:
             scorer.score({n: str(s) for n, s in choices.items()}, label)
     search_candidates(scorer, context.spaces, settings, direction)
     scored = scorer.rows
-    values = np.array([[row["score"], row["params_added"]] for row in scored], dtype=float)
-    from indexnas.reports.pareto import pareto_mask
-
-    front = sorted(np.flatnonzero(pareto_mask(values, [direction, "minimize"])).tolist(),
-                   key=lambda i: scored[i]["params_added"])
+    front = pareto_front([(row["score"] if direction == "maximize" else -row["score"], -row["params_added"])
+                          for row in scored])
+    front.sort(key=lambda i: scored[i]["params_added"])
     return {**facts, "score_seconds": time.perf_counter() - start, "configurations_scored": len(scored),
             "candidates": settings.oneshot_candidates, "candidate_sampler": "tpe", "metric": primary,
             "scored": scored, "front": front}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats (both coordinates larger is better: >= in both, > in one)."""
+    return [i for i, (a, b) in enumerate(points)
+            if not any(c >= a and d >= b and (c > a or d > b) for c, d in points)]
 
 
 def spread(front: list[int], limit: int) -> list[int]:
@@ -153,15 +156,16 @@ def search_candidates(scorer: _Scorer, spaces: list[search_space.PairSpace], set
             log.info("one-shot: %d configurations scored", len(scorer.rows))
 
 
-def trained_supernet(context: SearchContext) -> tuple[Supernet, dict[str, Any]]:
+def trained_supernet(context: Any) -> tuple[Supernet, dict[str, Any]]:
     """The supernet trained from the warm host (or its saved weights from an interrupted run) and its cost."""
-    from indexnas.search.study import load_warm_host, save_or_stop
     from indexnas.search.train import seed_everything
+    from indexnas.search.weights import load_warm_host, save_or_stop
     from indexnas.surgery.supernet import Supernet
 
     settings, problem = context.settings, context.problem
     seed_everything(settings.seed)  # the index modules' initial weights
-    supernet = Supernet(context.space)
+    space = context.space
+    supernet = Supernet(space.host, space.graph, space.report, space.mode)
     path = settings.out_dir / SUPERNET_FILE
     if path.exists():
         facts = load_warm_host(path, settings, supernet, what="supernet")
@@ -169,16 +173,15 @@ def trained_supernet(context: SearchContext) -> tuple[Supernet, dict[str, Any]]:
         return supernet, facts
     steps = settings.supernet_steps
     log.info("one-shot: training the supernet from the warm host (%d steps, one path drawn per batch)", steps)
-    supernet.sample_paths(settings.seed)
+    drawn = random.Random(settings.seed)
+    supernet.sample_paths(lambda: draw_path(context.spaces, supernet, drawn))
     start = time.perf_counter()
     try:
         trained = problem.train(supernet, Budget(steps, None, "supernet", settings.progress, seed=settings.seed)) or {}
     except UserError:
         raise
     except Exception as error:  # diverged or out of memory: one message, as for the warm host
-        from indexnas.search.study import describe
-
-        raise UserError(f"training the one-shot supernet failed: {describe(error)}",
+        raise UserError(f"training the one-shot supernet failed: {type(error).__name__}: {error}",
                         "lower --lr or --oneshot-steps (or --batch-size when out of memory), or search with "
                         "--strategy trials") from error
     finally:
@@ -187,6 +190,26 @@ def trained_supernet(context: SearchContext) -> tuple[Supernet, dict[str, Any]]:
     save_or_stop({"state_dict": supernet.state_dict(), "summary": facts, "identity": settings.identity()}, path,
                  "the supernet's weights")
     return supernet, facts
+
+
+def draw_path(spaces: list[search_space.PairSpace], supernet: Supernet, rng: random.Random) -> dict[str, str]:
+    """One path of supernet training: a uniform choice per pair, independently, and one o2o-modelwise variant
+    for all pairs that pick it; pairs sharing a transition are drawn again until they agree (a rewrite gives
+    a transition one choice)."""
+    from indexnas.surgery import compat
+
+    variants = search_space.modelwise_variants(spaces)
+    for _ in range(100):
+        picked = {space.name: rng.choice(space.choices) for space in spaces}
+        variant = rng.choice(variants) if search_space.MODELWISE in picked.values() else None
+        choices = {name: variant if choice == search_space.MODELWISE else choice for name, choice in picked.items()}
+        try:
+            compat.resolve(supernet.options, {**choices, "*": "keep"})
+        except UserError:
+            continue
+        return choices  # type: ignore[return-value]
+    raise UserError("could not draw a path whose pairs agree on their shared transitions in 100 tries",
+                    "search this model with --strategy trials")
 
 
 def path_scorer(problem: Problem) -> Callable[[nn.Module], float]:

@@ -30,7 +30,6 @@ from optuna.trial import TrialState
 from torch import nn
 
 from indexnas.version import __version__
-from indexnas.atomic import atomic_save
 from indexnas.errors import UserError, describe
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import cache, fidelity, objectives, oneshot, scoring
@@ -42,6 +41,7 @@ from indexnas.search.settings import SearchSettings
 from indexnas.search.suggest import SearchSpace
 from indexnas.search.summary import Progress, describe_choices
 from indexnas.search.storage import StudyLock, locate_storage, mask_url, open_storage, study_lock
+from indexnas.search.weights import load_warm_host, save_or_stop
 from indexnas.search.workers import pop_in_place, requeue_when_interrupted, run_workers, worker_process
 
 log = logging.getLogger("indexnas.search")
@@ -206,16 +206,6 @@ def train_and_score(problem: Problem, model: nn.Module, limit: Budget) -> tuple[
     return facts, seconds, check_metrics(problem.evaluate(model), problem.directions)
 
 
-def save_or_stop(payload: Any, path: Path, what: str) -> None:
-    """Write ``payload`` atomically; a full disk or a permission error stops the search with one line
-    (the disk, not a trial, is at fault, and the study stays resumable once it is fixed)."""
-    try:
-        atomic_save(payload, path)
-    except OSError as error:
-        raise UserError(f"cannot write {what} {path}: {error.strerror or error}",
-                        "free disk space or fix the permissions of --out, then run the same command to resume") from None
-
-
 def budget(settings: SearchSettings, label: str) -> Budget:
     """A trial's (or the host's) training budget from the settings."""
     return Budget(settings.budget_steps, settings.budget_seconds, label, settings.progress)
@@ -240,26 +230,6 @@ def check_rungs_reported(limit: Budget, facts: dict[str, Any]) -> None:
                         f"({', '.join(map(str, limit.rungs))}), and train() did not",
                         "call budget.report(step, metrics) in train() after each step in budget.rungs (metrics as "
                         "evaluate() returns them), or search with prune='off'")
-
-
-def load_warm_host(path: Path, settings: SearchSettings, host: nn.Module, what: str = "host") -> dict[str, Any]:
-    """Load the cached warm-started host (or ``what`` else a search trains once: the one-shot supernet);
-    weights of another search or a damaged file are refused."""
-    from indexnas.zoo.checkpoint import load_state, read_checkpoint
-
-    fix = f"pass another --out for this search, or delete {path} to train the {what} again"
-    try:
-        saved = read_checkpoint(path)
-    except UserError as error:  # damaged, or a pickle with code in it: never loaded, never overwritten
-        raise UserError(error.problem, fix) from None
-    if not isinstance(saved, dict) or not {"state_dict", "summary", "identity"} <= set(saved):
-        raise UserError(f"{path} is not the {what} checkpoint of an indexnas search", fix)
-    stored = SearchSettings.stored_identity(saved["identity"])
-    differences = [f"{k}: stored {stored[k]!r}, now {v!r}" for k, v in settings.identity().items() if stored[k] != v]
-    if differences:
-        raise UserError(f"{path} holds the {what} of another search ({'; '.join(differences)})", fix)
-    load_state(host, saved["state_dict"], str(path), settings.model)
-    return saved["summary"]
 
 
 def open_study(storage: optuna.storages.BaseStorage, settings: SearchSettings, context: SearchContext) -> optuna.Study:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.fx
@@ -27,10 +26,8 @@ from indexnas.errors import UserError
 from indexnas.indexnet import build_index_module
 from indexnas.spec import IndexSpec
 from indexnas.surgery import compat
+from indexnas.surgery.pairs import PairReport
 from indexnas.surgery.rewrite import Plan, _safe, apply
-
-if TYPE_CHECKING:
-    from indexnas.search.suggest import SearchSpace
 
 PATH_CACHE = 64  # paths kept built; a path costs one graph copy + rewrite (~10 ms), a training step more
 
@@ -41,37 +38,35 @@ def _key(spec: IndexSpec) -> str:
 
 
 class Supernet(nn.Module):
-    """The analysed host of a `search.suggest.SearchSpace` (copied) with an index module per choice per transition.
+    """An analysed host (copied: `surgery.analyze`'s graph) with an index module per allowed choice per transition.
 
-    ``activate({pair: choice})`` sets the path (pairs not named keep their operators); ``sample_paths(seed)``
-    makes every training-mode forward draw a new path first (uniform per pair, independently), so an
-    ordinary training loop trains the supernet one path per batch.
+    ``activate({pair: choice})`` sets the path (pairs not named keep their operators); ``sample_paths(draw)``
+    makes every training-mode forward activate ``draw()`` first, so an ordinary training loop trains the
+    supernet one path per batch (`search.oneshot.path_drawer` draws uniformly per pair).
     """
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, host: nn.Module, graph: torch.fx.GraphModule, report: PairReport, mode: str) -> None:
         super().__init__()
-        from indexnas.search import space as search_space
-
-        _, self.graph = copy.deepcopy((space.host, space.graph))  # registered: the shared host weights
-        self.mode, self.report, self.spaces = space.mode, space.report, space.spaces
-        self.params_before = space.params_before
-        self.options = compat.pair_options(self.graph, self.report, self.mode)
+        _, self.graph = copy.deepcopy((host, graph))  # registered: the shared host weights
+        self.mode, self.report = mode, report
+        self.params_before = cost.count_parameters(self.graph)
+        self.options = compat.pair_options(self.graph, report, mode)
         self.bank = nn.ModuleDict()  # transition -> {choice: index module}
-        for name in (s.name for s in self.spaces):
-            opts = self.options[name]
-            for site in opts.sites:
+        variants: dict[str, IndexSpec] = {}  # the o2o-modelwise variants some pair allows: one module each
+        for opts in self.options.values():
+            for site in opts.sites if len(opts.allowed) > 1 else ():
                 if _safe(site.transition.name) not in self.bank:
                     self.bank[_safe(site.transition.name)] = nn.ModuleDict()
                 per_choice = self.bank[_safe(site.transition.name)]
                 for spec in opts.allowed:
-                    if not spec.keep and not spec.modelwise and _key(spec) not in per_choice:
+                    if spec.modelwise:
+                        variants.setdefault(_key(spec), spec)
+                    elif not spec.keep and _key(spec) not in per_choice:
                         per_choice[_key(spec)] = build_index_module(spec, site.index_channels)
-        self.modelwise_variants = search_space.modelwise_variants(self.spaces)
-        self.modelwise = nn.ModuleDict({_key(IndexSpec.parse(v)): build_index_module(v, 1)
-                                        for v in self.modelwise_variants})
+        self.modelwise = nn.ModuleDict({key: build_index_module(spec, 1) for key, spec in variants.items()})
         # Plain attributes (not submodules): built paths hold the same modules, which must count once.
         self.__dict__["_paths"] = OrderedDict()
-        self.__dict__["_sampler"] = None
+        self.__dict__["_draw"] = None
         self.choices: dict[str, str] = {}
         self.activate({})
 
@@ -91,31 +86,15 @@ class Supernet(nn.Module):
         self.__dict__["active"] = paths[key]
         self.choices = wanted
 
-    def sample_paths(self, seed: int | None) -> None:
-        """Training-mode forwards each draw a path first (seeded), or not (None): the path stays as activated."""
-        self.__dict__["_sampler"] = None if seed is None else random.Random(seed)
-
-    def sample(self, rng: random.Random) -> dict[str, str]:
-        """One path: a uniform choice per pair, one o2o-modelwise variant for all pairs that pick it; pairs that
-        share a transition are drawn again until they agree (a rewrite gives a transition one choice)."""
-        from indexnas.search.space import MODELWISE
-
-        for _ in range(100):
-            picked = {space.name: rng.choice(space.choices) for space in self.spaces}
-            variant = rng.choice(self.modelwise_variants) if MODELWISE in picked.values() else None
-            choices = {name: variant if choice == MODELWISE else choice for name, choice in picked.items()}
-            try:
-                compat.resolve(self.options, {**choices, "*": "keep"})
-            except UserError:
-                continue
-            return choices  # type: ignore[return-value]
-        raise UserError("could not draw a path whose pairs agree on their shared transitions in 100 tries",
-                        "search this model with --strategy trials")
+    def sample_paths(self, draw: Callable[[], Mapping[str, IndexSpec | str]] | None) -> None:
+        """Training-mode forwards each activate ``draw()`` first (the per-batch switch of supernet training),
+        or not (None): the path then stays as activated."""
+        self.__dict__["_draw"] = draw
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        sampler = self.__dict__["_sampler"]
-        if self.training and sampler is not None:  # one path per batch while the supernet trains
-            self.activate(self.sample(sampler))
+        draw = self.__dict__["_draw"]
+        if self.training and draw is not None:  # one path per batch while the supernet trains
+            self.activate(draw())
         return self.__dict__["active"](*args, **kwargs)
 
     # --- what the active path is ----------------------------------------------------------------
@@ -126,7 +105,7 @@ class Supernet(nn.Module):
         return self.__dict__["active"]
 
     def params_added(self) -> int:
-        """Parameters the active path adds to the host (as `SearchSpace.rewrite` counts them)."""
+        """Parameters the active path adds to the host (as a stand-alone rewrite counts them)."""
         return cost.count_parameters(self.path) - self.params_before
 
     # --- building a path ---------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_a_journal_on_a_full_disk_fails_in_one_line_and_resumes_after_space_is_f
 
 @pytest.mark.parametrize("what", ["the warm host", "the checkpoint"])
 def test_weights_that_cannot_be_written_stop_the_search_in_one_error(tmp_path, monkeypatch, what):
-    import indexnas.search.study as study_module
+    import indexnas.search.weights as weights_module
 
     failing = "host.pt" if what == "the warm host" else "trial-"  # the file whose write meets a full disk
 
@@ -101,7 +101,7 @@ def test_weights_that_cannot_be_written_stop_the_search_in_one_error(tmp_path, m
         if os.path.basename(path).startswith(failing):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(study_module, "atomic_save", full)
+    monkeypatch.setattr(weights_module, "atomic_save", full)
     with pytest.raises(UserError, match=f"cannot write {what} .*No space left on device") as error:
         run_search(SearchSettings(**tiny_settings(tmp_path, trials=1, warm_start=what == "the warm host")))
     assert "run the same command to resume" in str(error.value)

@@ -77,7 +77,7 @@ def test_saved_supernet_weights_are_loaded_not_retrained(finished, monkeypatch, 
     tmp_path, _ = finished
     from indexnas.surgery.supernet import Supernet
 
-    monkeypatch.setattr(Supernet, "sample_paths", lambda self, seed: pytest.fail("supernet trained again"))
+    monkeypatch.setattr(Supernet, "sample_paths", lambda self, draw: pytest.fail("supernet trained again"))
     with caplog.at_level(logging.INFO, logger="indexnas.search"):  # a new study in the same --out: scores again
         study = run_search(tiny(tmp_path, study="tiny-oneshot-2", trials=1))
     assert "supernet weights loaded" in caplog.text

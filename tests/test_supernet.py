@@ -8,8 +8,13 @@ import torch
 from indexnas import cost
 from indexnas import zoo
 from indexnas.errors import UserError
+from indexnas.search.oneshot import draw_path
 from indexnas.search.suggest import SearchSpace
 from indexnas.surgery.supernet import Supernet
+
+
+def supernet_of(space: SearchSpace) -> Supernet:
+    return Supernet(space.host, space.graph, space.report, space.mode)
 
 
 def _space(name: str, mode: str, channels: int) -> SearchSpace:
@@ -21,14 +26,14 @@ def _space(name: str, mode: str, channels: int) -> SearchSpace:
 def demo_host():
     """The demo's host (dncnn_segnet, width 0.25: max pool / max unpool pairs) in pool mode."""
     space = _space("dncnn_segnet", "pool", 1)
-    return space, Supernet(space)
+    return space, supernet_of(space)
 
 
 @pytest.fixture(scope="module")
 def strided_host():
     """fastdepth (width 0.25) in stride mode: every down a stride-2 convolution, every up an interpolation."""
     space = _space("fastdepth", "stride", 3)
-    return space, Supernet(space)
+    return space, supernet_of(space)
 
 
 def configurations(space: SearchSpace) -> dict[str, dict[str, str]]:
@@ -104,7 +109,8 @@ def test_paths_share_the_host_weights_and_each_choice_has_its_own_index_module(d
 
 def test_training_with_sampled_paths_draws_a_path_per_batch_and_updates_what_it_used(demo_host):
     space, supernet = demo_host
-    supernet.train().sample_paths(seed=0)
+    rng = random.Random(0)
+    supernet.train().sample_paths(lambda: draw_path(space.spaces, supernet, rng))
     optimizer = torch.optim.SGD(supernet.parameters(), lr=0.1)
     seen = []
     try:
@@ -119,7 +125,7 @@ def test_training_with_sampled_paths_draws_a_path_per_batch_and_updates_what_it_
         supernet.sample_paths(None)
     assert len({tuple(c.values()) for c in seen}) > 1
     drawn = random.Random(0)
-    assert [supernet.sample(drawn) for _ in range(6)] == seen  # seeded: the same draws again
+    assert [draw_path(space.spaces, supernet, drawn) for _ in range(6)] == seen  # seeded: the same draws again
 
 
 def test_a_path_the_space_does_not_hold_is_a_clear_error(demo_host):
@@ -139,9 +145,9 @@ def test_other_styles_residual_compound_and_transposed_paths_are_the_standalone_
 
     torch.manual_seed(0)
     space = SearchSpace(getattr(handwritten_models, style)(), torch.randn(1, 3, 32, 32), "stride")
-    supernet = Supernet(space)
+    supernet = supernet_of(space)
     drawn = random.Random(0)
-    for choices in [{s.name: "holistic-nl" for s in space.spaces}, *(supernet.sample(drawn) for _ in range(3))]:
+    for choices in [{s.name: "holistic-nl" for s in space.spaces}, *(draw_path(space.spaces, supernet, drawn) for _ in range(3))]:
         supernet.activate(choices)
         standalone = space.rewrite(choices).model
         standalone.load_state_dict(supernet.path.state_dict())
