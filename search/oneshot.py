@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from torch import nn
 
-from indexnas.errors import UserError
+from indexnas.errors import UserError, describe
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import space as search_space
 from indexnas.search.canonical import configuration_key
@@ -181,7 +181,7 @@ def trained_supernet(context: Any) -> tuple[Supernet, dict[str, Any]]:
     except UserError:
         raise
     except Exception as error:  # diverged or out of memory: one message, as for the warm host
-        raise UserError(f"training the one-shot supernet failed: {type(error).__name__}: {error}",
+        raise UserError(f"training the one-shot supernet failed: {describe(error)}",
                         "lower --lr or --oneshot-steps (or --batch-size when out of memory), or search with "
                         "--strategy trials") from error
     finally:
