@@ -153,3 +153,15 @@ def test_other_styles_residual_compound_and_transposed_paths_are_the_standalone_
         standalone.load_state_dict(supernet.path.state_dict())
         _same_outputs(supernet, standalone, 3)
         assert supernet.params_added() == cost.count_parameters(standalone) - space.params_before
+
+
+def test_decoder_mode_paths_are_the_standalone_rewrite_too():
+    """Decoder mode keeps the downs and rewrites the ups only: the same mechanism, nothing mode-specific."""
+    space = _space("dncnn_segnet", "decoder", 1)
+    supernet = supernet_of(space)
+    for label, choices in configurations(space).items():
+        supernet.activate(choices)
+        standalone = space.rewrite(choices).model
+        standalone.load_state_dict(supernet.path.state_dict())
+        _same_outputs(supernet, standalone, 1)
+        assert supernet.params_added() == cost.count_parameters(standalone) - space.params_before, label
