@@ -15,7 +15,8 @@ from indexnas.errors import UserError
 from indexnas.search.settings import MODES, PRUNERS, SAMPLERS, STRATEGIES, SearchSettings
 
 DEFAULT_RUNS = Path("runs")
-# The demo: a small denoising search that finishes on a 2-core CPU in about five minutes.
+# The demo: a small denoising search that finishes on an idle 2-core CPU in roughly 10 minutes (20 trials, then
+# its front retrained with 2 more seeds; README.md, "Quick start").
 DEMO = dict(task="denoise", model="dncnn_segnet", width=0.25, budget_steps=150, batch_size=16,
             patch=40, sigma=25.0, lr=2e-3)
 DEMO_TRIALS = 20
@@ -94,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.set_defaults(handler=run_export_command)
 
     demo = subparsers.add_parser(
-        "demo", help="a small denoising search on built-in data (about 5 minutes on a 2-core CPU) and its report",
+        "demo", help="a small denoising search on built-in data (roughly 10 minutes on a 2-core CPU) and its report",
         description="Search IndexNet choices for a narrow DnCNN-SegNet on the built-in denoising data (real photos "
         "from scikit-image), then write the study and an HTML report and print where they are.",
     )

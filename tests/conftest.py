@@ -17,7 +17,8 @@ def tiny_settings(tmp_path: Path, **overrides) -> dict:
     """Keyword arguments of SearchSettings for a study that runs in seconds on one CPU core."""
     options = dict(task="denoise", model=TINY_MODEL, study="tiny", storage=str(tmp_path / "studies.log"),
                    out=str(tmp_path / "run"), trials=2, budget_steps=2, batch_size=4, eval_size=32,
-                   progress=False, seed=0)
+                   progress=False, seed=0,
+                   retrain_seeds=0)  # retraining the front has its own tests (test_retrain.py)
     return {**options, **overrides}
 
 

@@ -24,7 +24,8 @@ PAIRS = {"pool1", "pool2"}
 def tiny(tmp_path: Path, **overrides) -> SearchSettings:
     options = dict(task="denoise", model=MODEL, study="tiny", storage=str(tmp_path / "studies.log"),
                    out=str(tmp_path / "run"), trials=4, budget_steps=2, batch_size=4, eval_size=32,
-                   progress=False, seed=0)
+                   progress=False, seed=0,
+                   retrain_seeds=0)  # retraining the front has its own tests (test_retrain.py)
     return SearchSettings(**{**options, **overrides})
 
 
