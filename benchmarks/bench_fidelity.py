@@ -11,7 +11,8 @@ photographs, the leader at each fidelity, and whether halving at that fidelity (
 would keep the final top 3.
 
 A second, small part shows the BatchNorm fix: a few configurations trained with the running statistics as
-trained (`bn_recalibration=0`), scored, then recalibrated on 128x128 training crops and scored again. Usage::
+trained on the 40x40 patches alone (`final_phase=0`, `bn_recalibration=0`: the training before the fix of
+bench_batchnorm.py), scored, then recalibrated on 128x128 training crops and scored again. Usage::
 
     python benchmarks/bench_fidelity.py --threads 1                  # the demo's budget (150 steps)
     python benchmarks/bench_fidelity.py --quick                      # a smoke test (~1 min)
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device("auto")
     subjects = BN_SUBJECTS[:2] if args.quick else BN_SUBJECTS
     for number, name in enumerate(subjects):
-        model, before = train_one(context, IndexSpec.parse(name), 100 + number, bn_recalibration=0)
+        model, before = train_one(context, IndexSpec.parse(name), 100 + number, bn_recalibration=0,
+                                  final_phase=0.0)
         problem = context.problem
         config = dataclasses.replace(problem.config(budget(settings, name)), seed=trial_seed(settings.seed, 100 + number))
         recalibrate_batchnorm(model, problem.task_spec, problem.train_set, config, device, "off")
