@@ -54,9 +54,8 @@ from indexnas.search.cache import is_duplicate
 from indexnas.search.cli import DEMO
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import (
-    Objective, SearchContext, TrialFailure, budget, make_sampler, open_study, prepare, settings_storage,
+    Objective, SearchContext, TrialFailure, make_sampler, open_study, prepare, settings_storage,
 )
-from indexnas.search.train import train_and_evaluate
 from indexnas.search.workers import pop_in_place
 from indexnas.spec import IndexSpec, paper_variants
 
@@ -289,18 +288,10 @@ def dominates(a: FrozenTrial, b: FrozenTrial, metric: str, direction: str) -> bo
 
 
 def retrain(context: SearchContext, trial: FrozenTrial, seeds: list[int]) -> list[float]:
-    """The trial's configuration trained again from the warm host with each of ``seeds`` (primary metric)."""
-    problem, settings = context.problem, context.settings
-    metric = next(iter(problem.directions))
-    choices = {name: IndexSpec.parse(value) for name, value in trial.user_attrs["choices"].items()}
-    values = []
-    for seed in seeds:
-        torch.manual_seed(seed)  # the IndexNets' initial weights vary with the seed, like the batches
-        model = context.space.rewrite(choices).model
-        config = dataclasses.replace(problem.config(budget(settings, "retrain")), seed=seed)
-        result = train_and_evaluate(model, problem.task_spec, problem.train_set, problem.val_set, config)
-        values.append(float(result.metrics[metric]))
-    return values
+    """The trial's configuration fine-tuned again from the warm host with each of ``seeds`` (primary metric),
+    exactly as `--retrain-seeds` does it (`SearchContext.train_configuration`)."""
+    metric = next(iter(context.problem.directions))
+    return [context.train_configuration(trial.user_attrs["choices"], seed, "retrain")[2][metric] for seed in seeds]
 
 
 def dominance_checks(context: SearchContext, runs: list[ArmRun], count: int) -> list[dict[str, Any]]:
