@@ -4,9 +4,11 @@ For each host (--hosts: the denoising demo host and a segmentation host) and eac
 warm host is trained and shared by every arm of that seed; each arm is a study run with `indexnas.search`'s
 own trial (`search.study.Objective`) until it has spent the grid's training compute:
   grid          the untouched host + the paper's 15 uniform configurations (16 trainings: the budget C)
-  tpe           the host, then TPE trials (the search's default sampler, with the study cache)
+  tpe           the host, then TPE trials (Optuna's multi-objective TPE, with the study cache)
   tpe-halving   the same with successive halving at half the budget (`--prune halving`)
   random        the host, then random trials
+  frontier      the host, then the cost-aware sampler (`search.frontier`: exact costs, an additive model of the
+                metric, optimistic hypervolume gain)
   oneshot       the supernet trained once (it scores the host, the grid and TPE candidates), then its Pareto
                 set under that score fine-tuned as ordinary trials (it may end below the budget)
 Compute is counted in training steps: every trained trial's steps (a pruned one's too; a repeat answered
@@ -75,6 +77,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "tpe": dict(paper_grid=False, sampler="tpe"),
     "tpe-halving": dict(paper_grid=False, sampler="tpe", prune="halving"),
     "random": dict(paper_grid=False, sampler="random"),
+    "frontier": dict(paper_grid=False, sampler="frontier"),
     # the supernet scores the host, the grid and 30 TPE candidates (the search's default is 100: at the ~5 s a
     # supernet score costs on a shared CPU core that alone would take ~10 min per seed)
     "oneshot": dict(paper_grid=True, sampler="tpe", strategy="oneshot", oneshot_candidates=30),
@@ -177,7 +180,7 @@ def run_arm(context: SearchContext, strategy: str, compute: int) -> None:
         from indexnas.search import oneshot
 
         oneshot.enqueue_front(study, ctx)
-    study.sampler = make_sampler(settings)
+    study.sampler = make_sampler(settings, space=ctx.space)
     objective = Objective(ctx)
     while True:
         run = load_arm(settings, strategy)
@@ -294,7 +297,10 @@ def retrain(context: SearchContext, trial: FrozenTrial, seeds: list[int]) -> lis
     return [context.train_configuration(trial.user_attrs["choices"], seed, "retrain")[2][metric] for seed in seeds]
 
 
-def dominance_checks(context: SearchContext, runs: list[ArmRun], count: int) -> list[dict[str, Any]]:
+Retrain = Callable[[FrozenTrial, list[int]], list[float]]
+
+
+def dominance_checks(runs: list[ArmRun], count: int, retrain_with: Retrain) -> list[dict[str, Any]]:
     """Per strategy arm: its best mixed front trial dominating the grid's best, both retrained ``count`` times."""
     grid = next((r for r in runs if r.strategy == "grid"), None)
     if grid is None or count < 1:
@@ -304,7 +310,6 @@ def dominance_checks(context: SearchContext, runs: list[ArmRun], count: int) -> 
     complete = [t for t in grid.trials if t.state == TrialState.COMPLETE]
     best = pick(complete, key=lambda t: metric_of(t, metric))
     seeds = [RETRAIN_SEED_BASE + grid.seed * 100 + i for i in range(count)]
-    best_scores: list[float] | None = None
     checks = []
     for run in runs:
         challengers = [t for t in front(run.trials, metric, direction)
@@ -313,9 +318,8 @@ def dominance_checks(context: SearchContext, runs: list[ArmRun], count: int) -> 
             checks.append({"strategy": run.strategy, "seed": run.seed, "challenger": None})
             continue
         challenger = pick(challengers, key=lambda t: metric_of(t, metric))
-        if best_scores is None:
-            best_scores = [metric_of(best, metric), *retrain(context, best, seeds)]
-        scores = [metric_of(challenger, metric), *retrain(context, challenger, seeds)]
+        best_scores = [metric_of(best, metric), *retrain_with(best, seeds)]
+        scores = [metric_of(challenger, metric), *retrain_with(challenger, seeds)]
         difference = np.mean(scores) - np.mean(best_scores)
         spread = math.sqrt(np.var(scores, ddof=1) / len(scores) + np.var(best_scores, ddof=1) / len(best_scores))
         sign = 1 if direction == "maximize" else -1
@@ -430,15 +434,24 @@ def run_host(host: str, args: argparse.Namespace, emit: Callable[[str], None]) -
 
 
 def cached_checks(path: Path, context: SearchContext, runs: list[ArmRun], count: int) -> list[dict[str, Any]]:
-    """The dominance checks of one seed, computed once for a given set of arms and trials (they retrain)."""
-    key = json.dumps([[r.strategy, len(r.trials)] for r in runs] + [count])
-    if path.exists():
-        stored = json.loads(path.read_text())
-        if stored.get("key") == key:
-            return stored["checks"]
-    checks = dominance_checks(context, runs, count)
-    atomic_write_bytes(json.dumps({"key": key, "checks": checks}, indent=1).encode(), path)
-    return checks
+    """The dominance checks of one seed; each retraining (configuration, seeds) is stored in ``path`` as it
+    finishes and never run twice, so adding an arm retrains only its own challenger."""
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    retrained: dict[str, list[float]] = stored.get("retrained", {})
+    for check in stored.get("checks", []):  # the file's earlier form: whole checks, the retrainings inside them
+        if check.get("challenger"):
+            seeds = [RETRAIN_SEED_BASE + check["seed"] * 100 + i for i in range(len(check["best_scores"]) - 1)]
+            retrained.setdefault(f"{check['best']} {seeds}", check["best_scores"][1:])
+            retrained.setdefault(f"{check['challenger']} {seeds}", check["challenger_scores"][1:])
+
+    def retrain_with(trial: FrozenTrial, seeds: list[int]) -> list[float]:
+        key = f"{label(trial.user_attrs['choices'])} {seeds}"
+        if key not in retrained:
+            retrained[key] = retrain(context, trial, seeds)
+            atomic_write_bytes(json.dumps({"retrained": retrained}, indent=1).encode(), path)
+        return retrained[key]
+
+    return dominance_checks(runs, count, retrain_with)
 
 
 def main(argv: list[str] | None = None) -> int:

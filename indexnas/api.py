@@ -29,7 +29,7 @@ def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn
            evaluate: Callable[[nn.Module], Mapping[str, float]], directions: Mapping[str, str], trials: int = 40,
            storage: str = "runs/studies.log", study: str | None = None, out: str | os.PathLike | None = None,
            mode: str = "pool", budget_steps: int = 500, budget_seconds: float | None = None,
-           max_params: float | None = None, max_gflops: float | None = None, sampler: str = "tpe", seed: int = 0,
+           max_params: float | None = None, max_gflops: float | None = None, sampler: str = "frontier", seed: int = 0,
            workers: int = 1, paper_grid: bool = True, warm_start: bool = True, progress: bool = False,
            report: bool = True, name: str | None = None, objectives: str = "metric,params", prune: str = "off",
            rungs: tuple[float, ...] = (0.5,), reduction_factor: int = 2, retrain_seeds: int = 2) -> optuna.Study:

@@ -51,7 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--objectives", default="metric,params",
                         help="what the study optimises, comma-separated: metric, params (added), gflops "
                         "(default metric,params; bound GFLOPs with --max-gflops)")
-    search.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="multi-objective sampler (default tpe)")
+    search.add_argument("--sampler", choices=SAMPLERS, default="frontier",
+                        help="what proposes the trials after the grid (default frontier: exact parameter costs, an "
+                        "additive model of the metric, the configuration of largest optimistic hypervolume gain "
+                        "next); tpe, nsga2 and random are Optuna's")
     search.add_argument("--strategy", choices=STRATEGIES, default="trials",
                         help="trials: every trial fine-tunes one configuration (default); oneshot: train one "
                         "weight-sharing supernet, score configurations with it, train its Pareto front as the trials")

@@ -31,6 +31,7 @@ from indexnas.search import space as search_space
 from indexnas.search.canonical import configuration_key
 from indexnas.search.problem import Budget, MetricNotFinite, Problem, check_metrics
 from indexnas.search.settings import SearchSettings
+from indexnas.search.storage import study_lock
 
 if TYPE_CHECKING:
     from indexnas.surgery.supernet import Supernet
@@ -44,11 +45,13 @@ RECALIBRATION = 64  # samples a path's BatchNorm statistics are re-estimated ove
 
 def enqueue_front(study: optuna.Study, context: Any) -> None:
     """Train or load the supernet and score (unless the study stores its scores), enqueue the front under
-    that score, and bound ``context.settings.trials`` (in place: the caller's settings) by the front's size."""
-    stored = study.user_attrs.get(ATTR)
-    if stored is None:
-        stored = score_space(context)
-        study.set_user_attr(ATTR, stored)
+    that score, and bound ``context.settings.trials`` (in place: the caller's settings) by the front's size.
+    The scoring runs under the study lock, so two machines starting one study train one supernet."""
+    with study_lock(study._storage, study.study_name):  # another process starting the same study waits, then reads
+        stored = study.user_attrs.get(ATTR)
+        if stored is None:
+            stored = score_space(context)
+            study.set_user_attr(ATTR, stored)
     front = [stored["scored"][i] for i in spread(stored["front"], context.settings.trials)]
     for row in front:  # again on a resume: a crash may have come between storing and enqueueing
         params = search_space.params_for(row["choices"], context.spaces)

@@ -10,7 +10,7 @@ from typing import Any
 
 from indexnas.errors import UserError
 
-SAMPLERS = ("tpe", "nsga2", "random")
+SAMPLERS = ("tpe", "nsga2", "random", "frontier")  # frontier: search/frontier.py (cost-aware, model-based)
 PRUNERS = ("off", "halving")  # search.fidelity: "halving" is asynchronous successive halving at --rungs
 DEFAULT_HEARTBEAT_S = 10.0  # a running trial's worker records a heartbeat this often
 DEFAULT_GRACE_S = 60.0  # a trial without a heartbeat for this long is failed and queued again
@@ -45,7 +45,7 @@ class SearchSettings:
     lr: float = 1e-3
     seed: int = 0
     workers: int = 1
-    sampler: str = "tpe"
+    sampler: str = "frontier"  # SAMPLERS; the cost-aware sampler won the strategy benchmark (BENCHMARKS.md)
     paper_grid: bool = True  # enqueue the host and the paper's 15 uniform configurations first (oneshot: score them)
     warm_start: bool = True  # train the host once; every trial fine-tunes from its weights
     max_params: float | None = None  # parameters added; over budget -> pruned before training

@@ -134,7 +134,7 @@ def _worker_main(settings: dict[str, Any], index: int, problem: Problem | None =
         with worker_process(worker_settings.storage):
             context = prepare(worker_settings, problem)
             study = optuna.load_study(study_name=worker_settings.study, storage=settings_storage(worker_settings),
-                                      sampler=make_sampler(worker_settings))
+                                      sampler=make_sampler(worker_settings, space=context.space))
             work(study, context)
     except UserError as error:  # one message, as the command line prints it, not a worker's traceback
         log.error("worker %d: %s", index, error)
@@ -146,8 +146,16 @@ def settings_storage(settings: SearchSettings) -> optuna.storages.BaseStorage:
     return open_storage(settings.storage, settings.heartbeat_interval, settings.grace_period)
 
 
-def make_sampler(settings: SearchSettings, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
+def make_sampler(settings: SearchSettings, seed_offset: int = 0,
+                 space: SearchSpace | None = None) -> optuna.samplers.BaseSampler:
+    """The study's sampler; ``space`` (the analysed host) is needed by ``frontier``, which prices configurations."""
     seed = settings.seed + seed_offset
+    if settings.sampler == "frontier":
+        if space is None:
+            raise ValueError("the frontier sampler needs the analysed host (space=)")
+        from indexnas.search.frontier import FrontierSampler
+
+        return FrontierSampler(space, seed=seed, max_params=settings.max_params)
     if settings.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if settings.sampler == "random":
@@ -240,11 +248,12 @@ def open_study(storage: optuna.storages.BaseStorage, settings: SearchSettings, c
     with study_lock(storage, settings.study):
         if _stored_settings(storage, settings.study) is not None:
             check_resumable(storage, settings)
-            return optuna.load_study(study_name=settings.study, storage=storage, sampler=make_sampler(settings))
+            return optuna.load_study(study_name=settings.study, storage=storage,
+                                     sampler=make_sampler(settings, space=context.space))
         metrics = context.problem.directions
         study = optuna.create_study(storage=storage, study_name=settings.study,
                                     directions=objectives.directions(objectives.parse(settings.objectives), metrics),
-                                    sampler=make_sampler(settings), load_if_exists=True)
+                                    sampler=make_sampler(settings, space=context.space), load_if_exists=True)
         with warnings.catch_warnings():  # experimental in Optuna: names the objectives in optuna-dashboard
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(objective_names(context.problem, settings))
@@ -357,7 +366,7 @@ def work(study: optuna.Study, context: SearchContext, lock: StudyLock | None = N
     wanted = context.settings.trials
     lock = lock or study_lock(study._storage, study.study_name)
     with lock:  # every process working on the study samples from its own seed, or they would repeat each other
-        study.sampler = make_sampler(context.settings, seed_offset=_join(study))
+        study.sampler = make_sampler(context.settings, seed_offset=_join(study), space=context.space)
     pop_in_place(study)  # a retry runs in the place of the trial it repeats
     started = _StartedTrial(Objective(context), lock)
     progress = Progress(study, wanted)

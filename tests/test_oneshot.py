@@ -73,6 +73,28 @@ def test_a_resumed_study_neither_retrains_nor_rescores(finished, monkeypatch):
     assert len(resumed.trials) == len(study.trials)
 
 
+def test_the_supernet_is_scored_under_the_study_lock_and_the_stored_scores_are_read_inside_it(finished, monkeypatch):
+    """Two machines starting one study: the second waits on the lock, then finds the first one's scores."""
+    tmp_path, study = finished
+    held = []
+
+    class Recording:
+        def __enter__(self):
+            held.append(True)
+
+        def __exit__(self, *exc):
+            held.append(False)
+
+    def score(context):
+        assert held == [True], "scored outside the study lock"
+        return study.user_attrs[oneshot.ATTR]
+
+    monkeypatch.setattr(oneshot, "study_lock", lambda storage, name: Recording())
+    monkeypatch.setattr(oneshot, "score_space", score)
+    run_search(tiny(tmp_path, study="tiny-oneshot-locked", trials=1))
+    assert held == [True, False]
+
+
 def test_saved_supernet_weights_are_loaded_not_retrained(finished, monkeypatch, caplog):
     tmp_path, _ = finished
     from indexnas.surgery.supernet import Supernet
