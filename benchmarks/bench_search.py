@@ -49,7 +49,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
 from indexnas.atomic import atomic_write_bytes
-from indexnas.reports.hypervolume import PARAMS_REFERENCE_MARGIN, log_params
+from indexnas.cost import PARAMS_REFERENCE_MARGIN, log_params
 from indexnas.reports.pareto import hypervolume_2d, pareto_mask
 from indexnas.search import space as search_space
 from indexnas.search.cache import is_duplicate

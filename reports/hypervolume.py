@@ -12,18 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from indexnas.cost import PARAMS_REFERENCE_MARGIN, log_params
 from indexnas.errors import UserError
 from indexnas.reports.frame import METRIC_PREFIX
 from indexnas.reports.pareto import hypervolume_2d
-
-# The reference point's Delta-params coordinate sits this far (in log10 units, x1.26) beyond the most
-# expensive complete trial, so that trial still adds volume when it has the best metric.
-PARAMS_REFERENCE_MARGIN = 0.1
-
-
-def log_params(params_added: np.ndarray | pd.Series | float) -> np.ndarray:
-    """The hypervolume's cost axis: log10(1 + Delta params), since Delta spans 16 to 10^8 in the paper."""
-    return np.log10(1.0 + np.asarray(params_added, dtype=float))
 
 
 def default_reference(frame: pd.DataFrame, metric_direction: str, host_metric: float | None) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from indexnas.atomic import atomic_write_bytes
 from indexnas.errors import UserError
 from indexnas.reports.frame import METRIC_PREFIX, trials_frame
 from indexnas.reports.html import indexnet_on_front, render_html
-from indexnas.reports.hypervolume import PARAMS_REFERENCE_MARGIN
+from indexnas.cost import PARAMS_REFERENCE_MARGIN
 from indexnas.reports.plots import EncodedFigure, encode, plot_hypervolume, plot_pareto_choices, plot_tradeoff
 from indexnas.reports.source import Results, results_from_study, save_results
 from indexnas.reports.table import paper_table, render_table

@@ -28,7 +28,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from indexnas.errors import UserError
-from indexnas.reports.hypervolume import PARAMS_REFERENCE_MARGIN
+from indexnas.cost import PARAMS_REFERENCE_MARGIN, log_params
 from indexnas.search import space as search_space
 from indexnas.search.canonical import canonical_choices, configuration_key
 from indexnas.spec import KEEP, LEARNED_FAMILIES, IndexSpec
@@ -293,7 +293,7 @@ class FrontierSampler(optuna.samplers.BaseSampler):
             return  # known, two o2o-modelwise variants (one shared module), or pairs sharing a transition disagree
         cost = self.costs(choices)
         if self.max_params is None or cost <= self.max_params:
-            pool[key] = Candidate(choices, self.model.columns(choices), math.log10(1.0 + cost))
+            pool[key] = Candidate(choices, self.model.columns(choices), float(log_params(cost)))
 
     def _opening(self) -> list[str]:
         """The opening design: each learned family's linear variant at every pair that allows it (the paper's
@@ -358,7 +358,7 @@ class FrontierSampler(optuna.samplers.BaseSampler):
         x = self.model.matrix([r.columns for r in rows])
         cost = np.array([r.log_cost for r in rows])
         y = np.array([sign * t.values[0] for t in observed])
-        front = np.array([[sign * t.values[0], math.log10(1.0 + t.user_attrs.get("params_added", 0))]
+        front = np.array([[sign * t.values[0], float(log_params(t.user_attrs.get("params_added", 0)))]
                           for t in observed]).reshape(-1, 2)
         host = [v for v, c in zip(y, seen, strict=True) if all(choice == KEEP for choice in c.values())]
         scale = FIRST_SCALE * max(abs(host[0] if host else (y[0] if len(y) else 1.0)), 1e-6)
