@@ -283,10 +283,6 @@ class FrontierSampler(optuna.samplers.BaseSampler):
         log.info("frontier sampler: %d candidate configurations priced", len(pool))
         return pool
 
-    @cached_property
-    def opening(self) -> list[str]:
-        return self._opening()
-
     def _add(self, pool: dict[str, Candidate], choices: Choices) -> None:
         key = configuration_key(choices, self.pairs)
         if key in pool or search_space.params_for(choices, self.spaces) is None or not self.costs.valid(choices):
@@ -295,13 +291,13 @@ class FrontierSampler(optuna.samplers.BaseSampler):
         if self.max_params is None or cost <= self.max_params:
             pool[key] = Candidate(choices, self.model.columns(choices), float(log_params(cost)))
 
-    def _opening(self) -> list[str]:
+    @cached_property
+    def opening(self) -> list[str]:
         """The opening design: each learned family's linear variant at every pair that allows it (the paper's
         linear rows), so that the model has seen every family once before it extrapolates."""
-        keys = []
+        variants, keys = search_space.modelwise_variants(self.spaces), []
         for family in LEARNED_FAMILIES:
-            choices = {s.name: family if family in expand(s.choices, search_space.modelwise_variants(self.spaces))
-                       else KEEP for s in self.spaces}
+            choices = {s.name: family if family in expand(s.choices, variants) else KEEP for s in self.spaces}
             key = configuration_key(choices, self.pairs)
             if key in self.pool and any(c != KEEP for c in choices.values()):
                 keys.append(key)
@@ -345,9 +341,8 @@ class FrontierSampler(optuna.samplers.BaseSampler):
             for choices in seen:
                 for neighbour in neighbours(choices, self.spaces):
                     self._add(self.pool, neighbour)
-        tried = {configuration_key(self._full(t.user_attrs["choices"]), self.pairs)
-                 for t in trials if "choices" in t.user_attrs}
-        tried |= {configuration_key(self._choices_of(t.params), self.pairs) for t in trials if t.params}
+        # every trial that asked for its choices, running ones included (a trial's "choices" come from its params)
+        tried = {configuration_key(self._choices_of(t.params), self.pairs) for t in trials if t.params}
         keys = [k for k in self.pool if k not in tried]
         if not keys:
             return None
