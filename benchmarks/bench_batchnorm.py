@@ -33,8 +33,9 @@ from indexnas.search.cli import DEMO
 from indexnas.search.scoring import trial_seed
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import budget, prepare
-from indexnas.search.train import TrainConfig, evaluate_items, fit, recalibrate_batchnorm, train_and_evaluate
+from indexnas.tasks.train import TrainConfig, evaluate_items, fit, recalibrate_batchnorm, train_and_evaluate
 from indexnas.spec import IndexSpec
+from indexnas.tasks.problem import TaskProblem
 
 # (configuration, trial number): 100-103 are bench_fidelity's BatchNorm cases (102: the m2o the stopgap cost
 # 3.4 dB), 15 its m2o-nl-c, 201-202 other seeds of the two configurations the stopgap changed most.
@@ -95,7 +96,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     settings = SearchSettings(study="fidelity", storage=str(Path(args.out) / "studies.log"), out=args.out,
                               progress=False, **DEMO)
-    ctx = prepare(settings)
+    ctx = prepare(settings, TaskProblem)
     problem = ctx.problem
     if args.timing:
         return timing(ctx, settings, args.timing)

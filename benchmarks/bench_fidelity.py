@@ -36,7 +36,8 @@ from indexnas.search.cli import DEMO
 from indexnas.search.scoring import trial_seed
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import SearchContext, budget, prepare
-from indexnas.search.train import evaluate_items, recalibrate_batchnorm, resolve_device, train_and_evaluate
+from indexnas.tasks.train import evaluate_items, recalibrate_batchnorm, resolve_device, train_and_evaluate
+from indexnas.tasks.problem import TaskProblem
 
 from bench_search import machine  # the machine line every search benchmark prints (benchmarks/ is on sys.path)
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
              f"Settings: denoise, {settings.model} width {settings.width}, {steps} steps x batch {settings.batch_size} "
              f"(patch {settings.patch}, lr {settings.lr:g}, cosine), early scores after {marks[0]} and {marks[1]} "
              "steps; validation: 240 crops of 96x96 (the score) and the 3 whole held-out photographs  "]
-    context = prepare(settings)
+    context = prepare(settings, TaskProblem)
     print(f"warm host ready ({time.perf_counter() - start:.0f} s)", flush=True)
 
     names, scores = [], {part: {mark: [] for mark in (*marks, steps)} for part in ("psnr", "whole_psnr")}

@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from indexnas.search import space as search_space
-from indexnas.search.host import build_datasets, load_host
+from indexnas.search import pair_space
+from indexnas.tasks.problem import build_datasets, load_host
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
-from indexnas.search.suggest import SearchSpace
+from indexnas.search.space import SearchSpace
 
 SAMPLE_S = 0.5  # nvidia-smi sampling period
 STOP_GRACE_S = 15  # after SIGINT at the time limit, how long the run may take to stop before SIGKILL
@@ -96,7 +96,7 @@ def probe(settings: SearchSettings, batches: int) -> dict:
     space = SearchSpace(host, example, settings.mode, name=settings.model)  # once per worker: trace, check, pair
     analysis_s = time.perf_counter() - start
     start = time.perf_counter()
-    space.rewrite(search_space.uniform(space.spaces, PROBE_CHOICE))  # once per trial: rewrite a copy, count costs
+    space.rewrite(pair_space.uniform(space.spaces, PROBE_CHOICE))  # once per trial: rewrite a copy, count costs
     return {"data_ms_per_batch": data_ms, "data_batches_timed": batches, "surgery_s": time.perf_counter() - start,
             "analysis_s_per_worker": analysis_s, "surgery_choice": PROBE_CHOICE, "pairs": len(space.spaces)}
 

@@ -33,7 +33,8 @@ from indexnas.search.storage import LOST_WORKER, open_storage  # noqa: E402
 TRIALS = 3
 PASSWORD = "bench kill pw"
 WORKER = ("import json, sys, torch; torch.set_num_threads(1); from indexnas.search.settings import SearchSettings; "
-          "from indexnas.search.study import run_search; run_search(SearchSettings(**json.loads(sys.argv[1])))")
+          "from indexnas.search.study import run_search; from indexnas.tasks.problem import TaskProblem; "
+          "run_search(SearchSettings(**json.loads(sys.argv[1])), TaskProblem)")
 
 
 class KillFailed(Exception):

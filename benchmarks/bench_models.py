@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from bench_ops import clock, machine
 from indexnas.errors import UserError
-from indexnas.search.train import AMP_MODES, resolve_amp
+from indexnas.tasks.train import AMP_MODES, resolve_amp
 from indexnas.spec import paper_variants
 from indexnas.surgery.rewrite import insert_indexnet
 from indexnas.zoo import create_model, example_input, list_models

@@ -3,7 +3,7 @@
 On the demo's denoising search (`indexnas.search.cli.DEMO`: dncnn_segnet at width 0.25, built-in data): one
 warm host and one supernet trained from it (`search.oneshot.trained_supernet`, 4 x the trial budget, a path
 per batch), then each of 25 configurations (the paper's 15 uniform ones and 10 mixed ones drawn per pair) is
-scored both ways: with the supernet's shared weights after BatchNorm recalibration (`search.oneshot.path_scorer`,
+scored both ways: with the supernet's shared weights after BatchNorm recalibration (`TaskProblem.path_scorer`,
 as `--strategy oneshot` scores), and stand-alone, fine-tuned from the warm host exactly as a study trial is
 (`study.train_and_score` with the trial's seed). Figures: Kendall's tau and Spearman's rho (with p-values)
 between the two scores over all 25, the 15 and the 10; where the supernet's favourite lands stand-alone; and
@@ -29,14 +29,15 @@ from scipy import stats
 from indexnas.atomic import atomic_write_bytes
 from indexnas.spec import paper_variants
 from indexnas.search import oneshot
-from indexnas.search import space as search_space
+from indexnas.search import pair_space
 from indexnas.search.canonical import configuration_key
 from indexnas.search.cli import DEMO
 from indexnas.search.scoring import trial_seed
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import SearchContext, budget, prepare, train_and_score
-from indexnas.search.train import seed_everything
+from indexnas.seeding import seed_everything
 from indexnas.surgery.supernet import Supernet
+from indexnas.tasks.problem import TaskProblem
 
 from bench_search import machine  # the machine line every search benchmark prints (benchmarks/ is on sys.path)
 
@@ -58,8 +59,8 @@ def configurations(context: SearchContext, supernet: Supernet, mixed: int, paper
     chosen: list[tuple[str, dict]] = []
     seen: set[str] = set()
     for spec in paper_variants()[:paper]:
-        choices = {n: str(s) for n, s in search_space.uniform(context.spaces, spec).items()}
-        if search_space.params_for(choices, context.spaces) is not None:
+        choices = {n: str(s) for n, s in pair_space.uniform(context.spaces, spec).items()}
+        if pair_space.params_for(choices, context.spaces) is not None:
             chosen.append((str(spec), choices))
             seen.add(configuration_key(choices, context.pairs))
     rng = random.Random(context.settings.seed)
@@ -86,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = SearchSettings(study="oneshot", storage=str(Path(args.out) / "studies.log"), out=args.out,
                               progress=False, strategy="oneshot", **options)
     start, cpu = time.perf_counter(), time.process_time()
-    context = prepare(settings)
+    context = prepare(settings, TaskProblem)
     print(f"warm host ready ({time.perf_counter() - start:.0f} s)", flush=True)
     supernet, facts = oneshot.trained_supernet(context)
     print(f"supernet ready: {facts['steps']} steps, trained {facts['train_seconds']:.0f} s", flush=True)
-    score = oneshot.path_scorer(context.problem)
+    score = context.problem.path_scorer(oneshot.RECALIBRATION)
     problem, metric = context.problem, context.problem.task_spec.primary_metric
 
     rows = []

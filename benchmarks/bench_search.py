@@ -51,7 +51,7 @@ from scipy import stats
 from indexnas.atomic import atomic_write_bytes
 from indexnas.cost import PARAMS_REFERENCE_MARGIN, log_params
 from indexnas.reports.pareto import hypervolume_2d, pareto_mask
-from indexnas.search import space as search_space
+from indexnas.search import pair_space
 from indexnas.search.cache import is_duplicate
 from indexnas.search.cli import DEMO
 from indexnas.search.settings import SearchSettings
@@ -60,6 +60,7 @@ from indexnas.search.study import (
 )
 from indexnas.search.workers import pop_in_place
 from indexnas.spec import IndexSpec, paper_variants
+from indexnas.tasks.problem import TaskProblem
 
 GRID_TRIALS = 16  # the untouched host + the paper's 15 uniform configurations
 GRID_LABELS = {"host", *(str(spec) for spec in paper_variants())}
@@ -174,7 +175,7 @@ def run_arm(context: SearchContext, strategy: str, compute: int) -> None:
     pop_in_place(study)  # ... in the place of the trial it repeats
     oneshot_arm = getattr(settings, "strategy", "trials") == "oneshot"
     if not settings.paper_grid and not study.trials:  # the trial arms start from the untouched host, like the grid
-        keep = search_space.params_for(search_space.uniform(ctx.spaces, IndexSpec("keep")), ctx.spaces)
+        keep = pair_space.params_for(pair_space.uniform(ctx.spaces, IndexSpec("keep")), ctx.spaces)
         study.enqueue_trial(keep, user_attrs={"uniform": "host"})
     if oneshot_arm:  # train + score the supernet (or read its stored scores), queue its front, bound the trials
         from indexnas.search import oneshot
@@ -420,7 +421,7 @@ def run_host(host: str, args: argparse.Namespace, emit: Callable[[str], None]) -
         settings = host_settings(host, seed, out, args.quick)
         compute = GRID_TRIALS * settings.budget_steps
         print(f"{host} seed {seed}: warm host ...", flush=True)
-        context = prepare(settings)
+        context = prepare(settings, TaskProblem)
         for strategy in args.strategies:
             if not args.summary_only:
                 run_arm(context, strategy, compute)

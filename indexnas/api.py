@@ -1,7 +1,7 @@
 """The Python ways in: `search` over your model and callables, `suggest` in your own Optuna objective,
 `load` a searched trial as a ready model, `apply` a recipe (or a trial's) to a model you retrain.
 
-All four use the machinery the CLI uses (search.study, search.suggest, surgery.recipe), not copies of it.
+All four use the machinery the CLI uses (search.study, search.space, surgery.recipe), not copies of it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 from indexnas.errors import UserError
 from indexnas.search.export import rebuild
 from indexnas.search.problem import Budget
-from indexnas.search.suggest import SearchSpace, Suggestion, suggest
+from indexnas.search.space import SearchSpace, Suggestion, suggest
 
 __all__ = ["Budget", "SearchSpace", "Suggestion", "apply", "load", "rebuild", "search", "suggest"]
 

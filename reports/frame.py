@@ -23,7 +23,7 @@ from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
 from indexnas.reports.pareto import pareto_mask
 from indexnas.reports.source import Results
-from indexnas.search.fidelity import PRUNED_AT_ATTR, RUNGS_ATTR
+from indexnas.search.halving import PRUNED_AT_ATTR, RUNGS_ATTR
 from indexnas.search.retrain import RETRAIN_ATTR
 
 COST_COLUMNS = ("params_added", "params_total", "gflops", "gflops_added", "latency_ms", "train_seconds", "steps",
@@ -86,7 +86,7 @@ def _row(trial: dict[str, Any], pairs: list[str], metrics: list[str]) -> dict[st
 
 
 def rung_failure(attrs: dict[str, Any]) -> dict[str, str]:
-    """A trial pruned at a rung (search.fidelity) as the failures table shows it: where, and its rung scores."""
+    """A trial pruned at a rung (search.halving) as the failures table shows it: where, and its rung scores."""
     if PRUNED_AT_ATTR not in attrs:
         return {}
     scores = "; ".join(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())

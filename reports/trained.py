@@ -47,9 +47,9 @@ def trained_index_maps(results: Results, frame: pd.DataFrame, allow_code: bool =
     if not isinstance(stored, dict):
         return None, "the study does not record the search settings its model is rebuilt from"
     from indexnas.search.export import rebuild
-    from indexnas.search.host import build_datasets
+    from indexnas.tasks.problem import build_datasets
     from indexnas.search.settings import SearchSettings
-    from indexnas.search.tasks import get_task
+    from indexnas.tasks.definitions import get_task
 
     try:
         settings = SearchSettings(**stored)

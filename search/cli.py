@@ -181,11 +181,12 @@ def _run(settings: SearchSettings, report: bool) -> int:
     from indexnas.search.study import run_search
     from indexnas.search.summary import print_summary
     from indexnas.search.workers import interruptible
+    from indexnas.tasks.problem import TaskProblem
 
     logging.getLogger("optuna").setLevel(logging.ERROR)  # failed trials are logged once, by us, without a traceback
     start = time.perf_counter()
     with progress_messages(), interruptible(), storage_faults(settings.storage):
-        study = run_search(settings)
+        study = run_search(settings, TaskProblem)
     report_path = None
     if report:
         from indexnas.reports import write_report

@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from indexnas.errors import UserError
 from indexnas.cost import PARAMS_REFERENCE_MARGIN, log_params
-from indexnas.search import space as search_space
+from indexnas.search import pair_space
 from indexnas.search.canonical import canonical_choices, configuration_key
 from indexnas.spec import KEEP, LEARNED_FAMILIES, IndexSpec
 
@@ -60,11 +60,11 @@ class PairCosts:
         self.options = supernet.options
         self.single: dict[tuple[str, str], int] = {}
         self.shared: dict[str, int] = {}  # modelwise variant -> its module's parameters
-        for pair_space in space.spaces:
-            for choice in expand(pair_space.choices, search_space.modelwise_variants(space.spaces)):
-                supernet.activate({pair_space.name: choice})
-                self.single[(pair_space.name, choice)] = supernet.params_added()
-        for variant in search_space.modelwise_variants(space.spaces):
+        for pair in space.spaces:
+            for choice in expand(pair.choices, pair_space.modelwise_variants(space.spaces)):
+                supernet.activate({pair.name: choice})
+                self.single[(pair.name, choice)] = supernet.params_added()
+        for variant in pair_space.modelwise_variants(space.spaces):
             self.shared[variant] = sum(p.numel() for p in supernet.modelwise[variant].parameters())
         self.shares_transitions = _shares_transitions(supernet.options)
 
@@ -76,7 +76,7 @@ class PairCosts:
         total, variants = 0, set()
         for name, choice in choices.items():
             total += self.single[(name, choice)]
-            if choice.startswith(search_space.MODELWISE):
+            if choice.startswith(pair_space.MODELWISE):
                 total -= self.shared[choice]
                 variants.add(choice)
         return total + sum(self.shared[v] for v in variants)
@@ -96,7 +96,7 @@ class PairCosts:
 
 def expand(choices: Sequence[str], variants: Sequence[str]) -> list[str]:
     """A pair's choices with the o2o-modelwise placeholder written out as its variants."""
-    return [v for c in choices for v in (variants if c == search_space.MODELWISE else (c,))]
+    return [v for c in choices for v in (variants if c == pair_space.MODELWISE else (c,))]
 
 
 def _shares_transitions(options: Mapping[str, Any]) -> bool:
@@ -109,16 +109,16 @@ def _shares_transitions(options: Mapping[str, Any]) -> bool:
     return False
 
 
-def candidates(spaces: list[search_space.PairSpace], rng: random.Random) -> list[Choices]:
+def candidates(spaces: list[pair_space.PairSpace], rng: random.Random) -> list[Choices]:
     """Every configuration of a space up to `ENUMERATE_LIMIT`, else `SAMPLED` random ones plus the uniform ones;
     one o2o-modelwise variant per configuration (one shared module)."""
-    variants = search_space.modelwise_variants(spaces)
-    plain = [[c for c in s.choices if c != search_space.MODELWISE] for s in spaces]
+    variants = pair_space.modelwise_variants(spaces)
+    plain = [[c for c in s.choices if c != pair_space.MODELWISE] for s in spaces]
     names = [s.name for s in spaces]
     if space_size(spaces) <= ENUMERATE_LIMIT:
         out = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*plain)]
         for variant in variants:
-            with_variant = [p + ([variant] if search_space.MODELWISE in s.choices else []) for p, s in zip(plain, spaces)]
+            with_variant = [p + ([variant] if pair_space.MODELWISE in s.choices else []) for p, s in zip(plain, spaces)]
             out += [dict(zip(names, combo, strict=True)) for combo in itertools.product(*with_variant)
                     if variant in combo]
         return out
@@ -126,22 +126,22 @@ def candidates(spaces: list[search_space.PairSpace], rng: random.Random) -> list
     for _ in range(SAMPLED):
         variant = rng.choice(variants) if variants else None
         picks = [rng.choice(s.choices) for s in spaces]
-        out.append({n: variant if c == search_space.MODELWISE else c for n, c in zip(names, picks, strict=True)})
+        out.append({n: variant if c == pair_space.MODELWISE else c for n, c in zip(names, picks, strict=True)})
     for choice in dict.fromkeys(c for s in spaces for c in expand(s.choices, variants)):
         out.append({s.name: choice if choice in expand(s.choices, variants) else KEEP for s in spaces})
     return out
 
 
-def space_size(spaces: list[search_space.PairSpace]) -> int:
+def space_size(spaces: list[pair_space.PairSpace]) -> int:
     """How many configurations the space holds (each o2o-modelwise variant counted)."""
-    variants = search_space.modelwise_variants(spaces)
-    plain = math.prod(len([c for c in s.choices if c != search_space.MODELWISE]) for s in spaces)
+    variants = pair_space.modelwise_variants(spaces)
+    plain = math.prod(len([c for c in s.choices if c != pair_space.MODELWISE]) for s in spaces)
     return plain + len(variants) * (math.prod(len(s.choices) for s in spaces) - plain)
 
 
-def neighbours(choices: Choices, spaces: list[search_space.PairSpace]) -> list[Choices]:
+def neighbours(choices: Choices, spaces: list[pair_space.PairSpace]) -> list[Choices]:
     """Every configuration one pair away from ``choices`` (how a sampled space grows around the front)."""
-    variants = search_space.modelwise_variants(spaces)
+    variants = pair_space.modelwise_variants(spaces)
     return [{**choices, s.name: c} for s in spaces for c in expand(s.choices, variants) if c != choices[s.name]]
 
 
@@ -262,7 +262,7 @@ class FrontierSampler(optuna.samplers.BaseSampler):
 
     def __init__(self, space: Any, seed: int | None = None, max_params: float | None = None) -> None:
         self.space, self.seed, self.max_params = space, seed, max_params
-        self.spaces: list[search_space.PairSpace] = list(space.spaces)
+        self.spaces: list[pair_space.PairSpace] = list(space.spaces)
         self.pairs = list(space.rewritable_pairs)
         self.model = AdditiveModel(self.pairs)
         self.sampled = space_size(self.spaces) > ENUMERATE_LIMIT
@@ -285,7 +285,7 @@ class FrontierSampler(optuna.samplers.BaseSampler):
 
     def _add(self, pool: dict[str, Candidate], choices: Choices) -> None:
         key = configuration_key(choices, self.pairs)
-        if key in pool or search_space.params_for(choices, self.spaces) is None or not self.costs.valid(choices):
+        if key in pool or pair_space.params_for(choices, self.spaces) is None or not self.costs.valid(choices):
             return  # known, two o2o-modelwise variants (one shared module), or pairs sharing a transition disagree
         cost = self.costs(choices)
         if self.max_params is None or cost <= self.max_params:
@@ -295,7 +295,7 @@ class FrontierSampler(optuna.samplers.BaseSampler):
     def opening(self) -> list[str]:
         """The opening design: each learned family's linear variant at every pair that allows it (the paper's
         linear rows), so that the model has seen every family once before it extrapolates."""
-        variants, keys = search_space.modelwise_variants(self.spaces), []
+        variants, keys = pair_space.modelwise_variants(self.spaces), []
         for family in LEARNED_FAMILIES:
             choices = {s.name: family if family in expand(s.choices, variants) else KEEP for s in self.spaces}
             key = configuration_key(choices, self.pairs)
@@ -316,7 +316,7 @@ class FrontierSampler(optuna.samplers.BaseSampler):
             return
         choices = self.next_configuration(study.get_trials(deepcopy=False), study.directions[0])
         if choices is not None:
-            self.chosen[trial.number] = search_space.params_for(choices, self.spaces) or {}
+            self.chosen[trial.number] = pair_space.params_for(choices, self.spaces) or {}
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -377,6 +377,6 @@ class FrontierSampler(optuna.samplers.BaseSampler):
 
     def _choices_of(self, params: Mapping[str, Any]) -> Choices:
         """Optuna parameters (pair choices, the modelwise variant) as choices."""
-        variant = params.get(search_space.MODELWISE_PARAM)
-        return {s.name: variant if params.get(s.name) == search_space.MODELWISE and variant else
+        variant = params.get(pair_space.MODELWISE_PARAM)
+        return {s.name: variant if params.get(s.name) == pair_space.MODELWISE and variant else
                 str(params.get(s.name, KEEP)) for s in self.spaces}

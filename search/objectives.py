@@ -58,6 +58,6 @@ def directions(names: tuple[str, ...], metric_directions: Mapping[str, str]) -> 
 
 def values(names: tuple[str, ...], metric_directions: Mapping[str, str], metrics: Mapping[str, float],
            costs: Mapping[str, Any]) -> tuple[float, ...]:
-    """A trial's objective values from its metrics and its costs (`search.suggest.Suggestion.costs`)."""
+    """A trial's objective values from its metrics and its costs (`search.space.Suggestion.costs`)."""
     return tuple(float(metrics[stored]) if stored in metric_directions else float(costs[stored])
                  for stored in stored_names(names, metric_directions))

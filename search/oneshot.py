@@ -2,7 +2,7 @@
 
 After the warm host (as for every strategy), the supernet (surgery/supernet.py) trains once from the warm
 host for `SearchSettings.supernet_steps`, one path drawn per batch. Configurations are then scored with the
-shared weights after BatchNorm recalibration (`path_scorer`): the host, the paper's uniform configurations
+shared weights after BatchNorm recalibration (`Problem.path_scorer`): the host, the paper's uniform configurations
 (unless `paper_grid` is off), and `oneshot_candidates` more proposed by an in-memory multi-objective TPE
 study over (supernet score, parameters added); the whole space (~13,000 configurations on the demo host)
 at seconds a score is out of reach on a CPU. The Pareto set under that score is enqueued into the real study as
@@ -14,7 +14,6 @@ a resumed study neither retrains nor rescores.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 import time
@@ -27,9 +26,9 @@ from torch import nn
 
 from indexnas.errors import UserError, describe
 from indexnas.spec import IndexSpec, paper_variants
-from indexnas.search import space as search_space
+from indexnas.search import pair_space
 from indexnas.search.canonical import configuration_key
-from indexnas.search.problem import Budget, MetricNotFinite, Problem, check_metrics
+from indexnas.search.problem import Budget, MetricNotFinite
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import study_lock
 
@@ -54,7 +53,7 @@ def enqueue_front(study: optuna.Study, context: Any) -> None:
             study.set_user_attr(ATTR, stored)
     front = [stored["scored"][i] for i in spread(stored["front"], context.settings.trials)]
     for row in front:  # again on a resume: a crash may have come between storing and enqueueing
-        params = search_space.params_for(row["choices"], context.spaces)
+        params = pair_space.params_for(row["choices"], context.spaces)
         attrs = {SCORE_ATTR: row["score"], **({"uniform": row["label"]} if row["label"] else {})}
         study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
     context.settings.trials = min(context.settings.trials, len(front))
@@ -65,15 +64,15 @@ def enqueue_front(study: optuna.Study, context: Any) -> None:
 def score_space(context: Any) -> dict[str, Any]:
     """Train (or load) the supernet, score the host, the grid and the candidates; what to store."""
     settings, problem = context.settings, context.problem
-    score = path_scorer(problem)
+    score = problem.path_scorer(RECALIBRATION)
     supernet, facts = trained_supernet(context)
     primary, direction = next(iter(problem.directions.items()))
     scorer = _Scorer(supernet, score, context.pairs)
     start = time.perf_counter()
     grid = paper_variants() if settings.paper_grid else []
     for label, choice in [("host", IndexSpec("keep")), *((str(s), s) for s in grid)]:
-        choices = search_space.uniform(context.spaces, choice)
-        if search_space.params_for(choices, context.spaces) is not None:
+        choices = pair_space.uniform(context.spaces, choice)
+        if pair_space.params_for(choices, context.spaces) is not None:
             scorer.score({n: str(s) for n, s in choices.items()}, label)
     search_candidates(scorer, context.spaces, settings, direction)
     scored = scorer.rows
@@ -127,7 +126,7 @@ class _Scorer:
         return row
 
 
-def search_candidates(scorer: _Scorer, spaces: list[search_space.PairSpace], settings: SearchSettings,
+def search_candidates(scorer: _Scorer, spaces: list[pair_space.PairSpace], settings: SearchSettings,
                       direction: str) -> None:
     """Score ``oneshot_candidates`` more configurations, proposed by an in-memory multi-objective TPE study
     over (supernet score, parameters added) that starts from what is already scored. TPE rather than NSGA-II:
@@ -137,16 +136,16 @@ def search_candidates(scorer: _Scorer, spaces: list[search_space.PairSpace], set
         sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True)
     study = optuna.create_study(directions=[direction, "minimize"], sampler=sampler)
     for row in scorer.rows:  # what the grid taught, as finished trials
-        params = search_space.params_for(row["choices"], spaces)
+        params = pair_space.params_for(row["choices"], spaces)
         distributions = {name: optuna.distributions.CategoricalDistribution(
-            search_space.modelwise_variants(spaces) if name == search_space.MODELWISE_PARAM
+            pair_space.modelwise_variants(spaces) if name == pair_space.MODELWISE_PARAM
             else next(s.choices for s in spaces if s.name == name)) for name in params}
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
                                                   values=[row["score"], row["params_added"]]))
     wanted, asked = len(scorer.rows) + settings.oneshot_candidates, 0
     while len(scorer.rows) < wanted and asked < 20 * max(1, settings.oneshot_candidates):
         trial, asked = study.ask(), asked + 1
-        choices = {name: str(spec) for name, spec in search_space.suggest_choices(trial, spaces).items()}
+        choices = {name: str(spec) for name, spec in pair_space.suggest_choices(trial, spaces).items()}
         try:
             row = scorer.score(choices)
         except UserError:  # pairs sharing a transition given different choices: not a model
@@ -161,7 +160,7 @@ def search_candidates(scorer: _Scorer, spaces: list[search_space.PairSpace], set
 
 def trained_supernet(context: Any) -> tuple[Supernet, dict[str, Any]]:
     """The supernet trained from the warm host (or its saved weights from an interrupted run) and its cost."""
-    from indexnas.search.train import seed_everything
+    from indexnas.seeding import seed_everything
     from indexnas.search.weights import load_warm_host, save_or_stop
     from indexnas.surgery.supernet import Supernet
 
@@ -195,17 +194,17 @@ def trained_supernet(context: Any) -> tuple[Supernet, dict[str, Any]]:
     return supernet, facts
 
 
-def draw_path(spaces: list[search_space.PairSpace], supernet: Supernet, rng: random.Random) -> dict[str, str]:
+def draw_path(spaces: list[pair_space.PairSpace], supernet: Supernet, rng: random.Random) -> dict[str, str]:
     """One path of supernet training: a uniform choice per pair, independently, and one o2o-modelwise variant
     for all pairs that pick it; pairs sharing a transition are drawn again until they agree (a rewrite gives
     a transition one choice)."""
     from indexnas.surgery import compat
 
-    variants = search_space.modelwise_variants(spaces)
+    variants = pair_space.modelwise_variants(spaces)
     for _ in range(100):
         picked = {space.name: rng.choice(space.choices) for space in spaces}
-        variant = rng.choice(variants) if search_space.MODELWISE in picked.values() else None
-        choices = {name: variant if choice == search_space.MODELWISE else choice for name, choice in picked.items()}
+        variant = rng.choice(variants) if pair_space.MODELWISE in picked.values() else None
+        choices = {name: variant if choice == pair_space.MODELWISE else choice for name, choice in picked.items()}
         try:
             compat.resolve(supernet.options, {**choices, "*": "keep"})
         except UserError:
@@ -213,31 +212,3 @@ def draw_path(spaces: list[search_space.PairSpace], supernet: Supernet, rng: ran
         return choices  # type: ignore[return-value]
     raise UserError("could not draw a path whose pairs agree on their shared transitions in 100 tries",
                     "search this model with --strategy trials")
-
-
-def path_scorer(problem: Problem) -> Callable[[nn.Module], float]:
-    """How the active path is scored: its BatchNorm statistics re-estimated (the paths share the host's
-    BatchNorms, trained on a mixture of paths; `search.train.recalibrate_batchnorm` on the task's
-    recalibration crops, `RECALIBRATION` samples), then the primary metric on the first validation part (the
-    crops the study's objective is; whole images are left to the stand-alone trials: a score costs seconds)."""
-    from indexnas.search.host import TaskProblem
-
-    if not isinstance(problem, TaskProblem):
-        raise UserError("strategy 'oneshot' needs a built-in task: it re-estimates BatchNorm statistics on the "
-                        "task's recalibration crops before scoring each path",
-                        "use strategy 'trials' for your own train/evaluate callables")
-    parts = getattr(problem.val_set, "parts", None)
-    validation = next(iter(parts.values())) if parts else problem.val_set
-    metric = problem.task_spec.primary_metric
-
-    def score(model: nn.Module) -> float:
-        from indexnas.search.train import evaluate_items, recalibrate_batchnorm, resolve_amp
-
-        config = dataclasses.replace(problem.config(Budget(1)), bn_recalibration=RECALIBRATION)
-        device = next(model.parameters()).device
-        precision = resolve_amp(config.amp, device)
-        recalibrate_batchnorm(model, problem.task_spec, problem.train_set, config, device, precision)
-        metrics = evaluate_items(model, problem.task_spec, validation, config, device=device, precision=precision)[0]
-        return check_metrics(metrics, {metric: problem.task_spec.direction})[metric]
-
-    return score

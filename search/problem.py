@@ -1,6 +1,6 @@
 """What a study searches on: a host model, how to train a trial's model for a budget, how to score it.
 
-The study (search/study.py) sees only this interface. `TaskProblem` is the CLI's: one of the four
+The study (search/study.py) sees only this interface. `TaskProblem` (tasks/problem.py) is the CLI's: one of the four
 built-in tasks on its offline data or a dataset folder; `CallableProblem` is `indexnas.search`'s: the
 user's model object with their own ``train(model, budget)`` and ``evaluate(model) -> {metric: value}``.
 """
@@ -30,7 +30,7 @@ class Budget:
     label: str = "train"  # e.g. "host" or "trial 7", for progress bars
     progress: bool = False  # whether a progress bar is welcome
     seed: int | None = None  # the run's seed (search.scoring.trial_seed for a trial; None: the problem's own)
-    # Multi-fidelity pruning (search.fidelity): after each of these steps, train() calls report(step, metrics)
+    # Multi-fidelity pruning (search.halving): after each of these steps, train() calls report(step, metrics)
     # with the metrics evaluate() would give then; report raises optuna.TrialPruned when the trial should stop
     # (let it propagate). Empty when the search does not prune.
     rungs: tuple[int, ...] = ()
@@ -62,6 +62,16 @@ class Problem(ABC):
         """What to do when the host itself cannot be trained."""
         return "check that train() and evaluate() work on the untouched model"
 
+    def path_scorer(self) -> Callable[[nn.Module], float]:
+        """How the one-shot search scores a supernet path (search/oneshot.py): the primary metric after the
+        path's BatchNorm statistics are re-estimated. A problem that cannot re-estimate them refuses."""
+        raise UserError("strategy 'oneshot' needs a problem that re-estimates BatchNorm statistics before scoring "
+                        "each path (the built-in tasks do, on their recalibration crops)",
+                        "use strategy 'trials' for your own train/evaluate callables")
+
+
+ProblemFactory = Callable[[Any], Problem]  # builds the problem from the search settings (picklable for workers)
+
 
 def check_directions(directions: Mapping[str, str]) -> dict[str, str]:
     """``{metric: "maximize" | "minimize"}``, at least one, metric names that do not clash with the costs."""
@@ -74,6 +84,16 @@ def check_directions(directions: Mapping[str, str]) -> dict[str, str]:
                             "name each metric your evaluate() returns (not params_added or gflops, which the "
                             "search adds) and say 'maximize' or 'minimize'")
     return dict(directions)
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite; a problem's train() raises it
+    (the built-in training loop does) and the study fails that trial as `diverged`."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        self.step = step
+        self.loss = loss
+        super().__init__(f"training diverged: loss {loss} at step {step}")
 
 
 class MetricNotFinite(ValueError):

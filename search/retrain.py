@@ -14,7 +14,6 @@ is trained, so an interrupted retraining resumes where it stopped and a rerun tr
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Mapping

@@ -11,7 +11,7 @@ from typing import Any
 from indexnas.errors import UserError
 
 SAMPLERS = ("tpe", "nsga2", "random", "frontier")  # frontier: search/frontier.py (cost-aware, model-based)
-PRUNERS = ("off", "halving")  # search.fidelity: "halving" is asynchronous successive halving at --rungs
+PRUNERS = ("off", "halving")  # search.halving: "halving" is asynchronous successive halving at --rungs
 DEFAULT_HEARTBEAT_S = 10.0  # a running trial's worker records a heartbeat this often
 DEFAULT_GRACE_S = 60.0  # a trial without a heartbeat for this long is failed and queued again
 MODES = ("pool", "stride", "decoder")
@@ -56,7 +56,7 @@ class SearchSettings:
     progress: bool = True
     heartbeat_interval: float = DEFAULT_HEARTBEAT_S
     grace_period: float = DEFAULT_GRACE_S
-    prune: str = "off"  # PRUNERS: "halving" stops trials at rungs (search.fidelity, asynchronous successive halving)
+    prune: str = "off"  # PRUNERS: "halving" stops trials at rungs (search.halving, asynchronous successive halving)
     rungs: tuple[float, ...] = (0.5,)  # fractions of the budget where trials report (only 1/2 ranks reliably)
     reduction_factor: int = 2  # eta: a trial trains on at a rung only in the best 1/eta of the rung's records
     retrain_seeds: int = 2  # the final front's trials are trained this many more times with other seeds (0: off)
@@ -94,7 +94,7 @@ class SearchSettings:
         except (TypeError, ValueError) as error:
             raise UserError(f"model arguments must be numbers, strings, lists or dicts: {error}",
                             "pass Python literals, e.g. --model-arg classes=6") from None
-        from indexnas.search.fidelity import parse_rungs, rung_steps
+        from indexnas.search.halving import parse_rungs, rung_steps
         from indexnas.search.objectives import parse
 
         parse(self.objectives)

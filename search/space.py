@@ -1,90 +1,131 @@
-"""The search space: one categorical per pair over the full choices it allows; modelwise sharing per model.
+"""One trial's IndexNet configuration: ask an Optuna trial for every pair's choices, rewrite, gate the budget.
 
-Each pair is one Optuna parameter, named after the pair (``<pair>``), whose values are the complete
-choices the surgery allows there (``keep``, ``max``, ``holistic-nl``, ``m2o-nl-c``, ...): a value means
-the same thing at every trial, and TPE learns one distribution per pair over what the pair can really
-take. Pairs that pick ``o2o-modelwise`` share one IndexNet, whose variant is the model-level parameter
-``modelwise`` (asked only when some pair picks it).
+`SearchSpace` analyses a host once (trace, checks at two sizes, pairing, host cost) and then serves
+any number of trials: each gets a deep copy of the analysed host rewritten with the trial's choices.
+The CLI's study and `indexnas.suggest` in a user's own objective both go through `SearchSpace.suggest`,
+so a trial's parameters, user attributes and budget pruning are the same whoever runs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import copy
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import torch
+from torch import nn
 
-from indexnas.spec import BASELINE_FAMILIES, KEEP, LEARNED_FAMILIES, IndexSpec
+from indexnas.errors import UserError
+from indexnas.spec import IndexSpec
+from indexnas.search import pair_space
 
-MODELWISE = "o2o-modelwise"
-MODELWISE_PARAM = "modelwise"  # the model-level parameter: which variant the shared O2O IndexNet is
-VARIANTS = ((False, False), (True, False), (False, True), (True, True))  # (nonlinear, context)
-
-
-@dataclass(frozen=True)
-class PairSpace:
-    """The choices open to one pair, and the modelwise variants it allows (the shared module's options)."""
-
-    name: str
-    choices: tuple[str, ...]  # in a fixed order: Optuna's categorical needs the same list every trial
-    modelwise: tuple[str, ...] = ()  # the o2o-modelwise variants allowed here (empty: modelwise not allowed)
-
-    @classmethod
-    def from_allowed(cls, name: str, allowed: Iterable[IndexSpec | str]) -> PairSpace:
-        specs = {IndexSpec.parse(s) for s in allowed}
-        specs.add(IndexSpec(KEEP))
-        order = [IndexSpec(f) for f in (KEEP, *BASELINE_FAMILIES)]
-        order += [IndexSpec(f, nl, c) for f in LEARNED_FAMILIES for nl, c in VARIANTS]
-        choices = [str(s) for s in order if s in specs and not s.modelwise]
-        modelwise = tuple(str(s) for s in order if s in specs and s.modelwise)
-        if modelwise:
-            choices.append(MODELWISE)
-        return cls(name, tuple(choices), modelwise)
+COST_ATTRS = ("params_added", "params_total", "gflops", "gflops_added")  # trial user attributes of a rewrite
 
 
-def modelwise_variants(spaces: list[PairSpace]) -> tuple[str, ...]:
-    """The o2o-modelwise variants every pair offering modelwise allows (one module serves them all)."""
-    offering = [set(space.modelwise) for space in spaces if space.modelwise]
-    if not offering:
-        return ()
-    common = set.intersection(*offering)
-    first = next(space.modelwise for space in spaces if space.modelwise)
-    return tuple(v for v in first if v in common)
+@dataclass
+class Suggestion:
+    """A trial's rewritten model and what it costs; ``recipe`` replays it onto a fresh host."""
+
+    model: nn.Module
+    choices: dict[str, str]
+    recipe: dict[str, Any]
+    params_added: int
+    params_total: int
+    gflops: float  # the whole model at the example input (multiply-adds / 1e9, fvcore's convention)
+    gflops_added: float
+
+    def costs(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in COST_ATTRS}
 
 
-def suggest_choices(trial: optuna.Trial, spaces: list[PairSpace]) -> dict[str, IndexSpec]:
-    """Ask the trial for one IndexSpec per pair (define-by-run)."""
-    picked = {space.name: trial.suggest_categorical(space.name, space.choices) for space in spaces}
-    shared: IndexSpec | None = None
-    if MODELWISE in picked.values():
-        shared = IndexSpec.parse(trial.suggest_categorical(MODELWISE_PARAM, modelwise_variants(spaces)))
-    return {name: shared if choice == MODELWISE and shared is not None else IndexSpec.parse(choice)
-            for name, choice in picked.items()}
+class SearchSpace:
+    """A host analysed once, and the choices each of its pairs allows in ``mode``."""
+
+    def __init__(self, host: nn.Module, example_input: torch.Tensor, mode: str = "pool", name: str | None = None) -> None:
+        from indexnas import cost
+        from indexnas.surgery import analyze
+        from indexnas.surgery.compat import check_mode, pair_options
+
+        self.host, self.mode, self.name = host, check_mode(mode), name
+        self.inputs = cost.as_inputs(example_input)
+        self.graph, self.report = analyze(host, self.inputs)
+        options = pair_options(self.graph, self.report, mode)
+        self.pairs = [_describe(pair, options[pair.name]) for pair in self.report.pairs]
+        rewritable = [p for p in self.pairs if len(p["allowed"]) > 1]
+        if not rewritable:
+            raise UserError(f"{name or type(host).__name__} has no down/up pairs that mode {mode!r} can rewrite",
+                            "run `indexnas pairs MODEL` to see what was found, or try another mode")
+        self.spaces = [pair_space.PairSpace.from_allowed(p["name"], p["allowed"]) for p in rewritable]
+        self.params_before = cost.count_parameters(self.graph)  # as the rewrite counts: what the forward uses
+        self.flops_before = cost.count_flops(host, self.inputs).total
+
+    @property
+    def rewritable_pairs(self) -> list[dict[str, Any]]:
+        """The pairs the search chooses for (those allowing more than `keep`), as a study stores them."""
+        names = {space.name for space in self.spaces}
+        return [p for p in self.pairs if p["name"] in names]
+
+    def suggest(self, trial: optuna.Trial, max_params: float | None = None,
+                max_gflops: float | None = None) -> Suggestion:
+        """Ask ``trial`` for every pair's choices, rewrite a copy of the host, store recipe and costs on the
+        trial; over a budget, raise `optuna.TrialPruned` (nothing was trained)."""
+        choices = pair_space.suggest_choices(trial, self.spaces)
+        trial.set_user_attr("choices", {name: str(spec) for name, spec in choices.items()})
+        suggestion = self.rewrite(choices)
+        trial.set_user_attr("recipe", suggestion.recipe)
+        for key, value in suggestion.costs().items():
+            trial.set_user_attr(key, value)
+        over = over_budget(suggestion, max_params, max_gflops)
+        if over:
+            trial.set_user_attr("failure", {"kind": "over_budget", "message": over})
+            raise optuna.TrialPruned(over)
+        return suggestion
+
+    def rewrite(self, choices: dict[str, IndexSpec | str]) -> Suggestion:
+        """A deep copy of the analysed host (graph and weights) rewritten with ``choices``; the host is untouched."""
+        from indexnas import cost
+        from indexnas.surgery import recipe
+        from indexnas.surgery.rewrite import rewrite_analyzed
+
+        model, graph = copy.deepcopy((self.host, self.graph))  # one copy: the graph keeps the copy's submodules
+        wanted = {name: str(spec) for name, spec in choices.items()}
+        rewritten, report = rewrite_analyzed(model, graph, self.report, self.inputs, wanted, self.mode, flops=False)
+        flops = cost.count_flops(rewritten, self.inputs).total
+        return Suggestion(
+            model=rewritten, choices=wanted,
+            recipe=recipe.from_report(report, model=self.name),
+            params_added=int(report.params_after - report.params_before), params_total=int(report.params_after),
+            gflops=flops / 1e9, gflops_added=(flops - self.flops_before) / 1e9,
+        )
 
 
-def params_for(choices: Mapping[str, IndexSpec | str], spaces: list[PairSpace]) -> dict[str, Any] | None:
-    """The Optuna parameters that reproduce ``choices`` (for enqueueing), or None if not in the space."""
-    params: dict[str, Any] = {}
-    by_name = {space.name: space for space in spaces}
-    for name, choice in choices.items():
-        spec = IndexSpec.parse(choice)
-        if name not in by_name:
-            return None
-        if spec.modelwise:
-            if str(spec) not in modelwise_variants(spaces):
-                return None
-            if params.get(MODELWISE_PARAM, str(spec)) != str(spec):
-                return None  # one shared module cannot be two variants
-            params[name], params[MODELWISE_PARAM] = MODELWISE, str(spec)
-        elif str(spec) in by_name[name].choices:
-            params[name] = str(spec)
-        else:
-            return None
-    return params
+def over_budget(suggestion: Suggestion, max_params: float | None, max_gflops: float | None) -> str | None:
+    """Why a rewrite is over budget, or None."""
+    if max_params is not None and suggestion.params_added > max_params:
+        return f"adds {suggestion.params_added:,} parameters, over max_params {max_params:,.0f}"
+    if max_gflops is not None and suggestion.gflops > max_gflops:
+        return f"{suggestion.gflops:.3f} GFLOPs, over max_gflops {max_gflops}"
+    return None
 
 
-def uniform(spaces: list[PairSpace], choice: IndexSpec | str) -> dict[str, IndexSpec]:
-    """The same choice at every pair (the paper's uniform configurations)."""
-    spec = IndexSpec.parse(choice)
-    return {space.name: spec for space in spaces}
+def _describe(pair: Any, options: Any) -> dict[str, Any]:
+    """One pair as the study stores it: where it is, its size, and what it allows (and why not more)."""
+    high = pair.transitions[0]
+    return {"name": pair.name, "up": pair.up.target, "downs": [t.name for t in pair.transitions],
+            "channels": high.channels, "in_size": list(high.in_size), "out_size": list(pair.transitions[-1].out_size),
+            "up_channels": pair.up.in_channels, "allowed": [str(s) for s in options.allowed],
+            "down_kinds": sorted({d.kind for t in pair.transitions for d in t.downs}), "up_kind": pair.up.kind,
+            "why_limited": options.reason}
+
+
+def suggest(trial: optuna.Trial, model: nn.Module, example_input: torch.Tensor, mode: str = "pool",
+            max_params: float | None = None, max_gflops: float | None = None) -> Suggestion:
+    """In your own Optuna objective: this trial's IndexNet configuration of ``model`` (a rewritten copy).
+
+    Asks ``trial`` for each pair's choice (the CLI search's parameter names, `search.pair_space`), stores
+    the recipe and costs as the trial's user attributes, and raises `optuna.TrialPruned` before any training
+    when the copy adds more than ``max_params`` parameters or costs more than ``max_gflops`` GFLOPs.
+    To analyse a host once for many trials, build a `SearchSpace` and call its `suggest`.
+    """
+    return SearchSpace(model, example_input, mode, name=type(model).__name__).suggest(trial, max_params, max_gflops)

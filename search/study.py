@@ -29,16 +29,17 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from torch import nn
 
+from indexnas.seeding import seed_everything
 from indexnas.version import __version__
 from indexnas.errors import UserError, describe
 from indexnas.spec import IndexSpec, paper_variants
-from indexnas.search import cache, fidelity, objectives, oneshot, scoring
-from indexnas.search import space as search_space
-from indexnas.search.problem import Budget, MetricNotFinite, Problem, check_metrics
+from indexnas.search import cache, halving, objectives, oneshot, scoring
+from indexnas.search import pair_space
+from indexnas.search.problem import Budget, DivergedError, MetricNotFinite, Problem, ProblemFactory, check_metrics
 from indexnas.search.retrain import retrain_front
 from indexnas.search.preflight import check_settings
 from indexnas.search.settings import SearchSettings
-from indexnas.search.suggest import SearchSpace
+from indexnas.search.space import SearchSpace
 from indexnas.search.summary import Progress, describe_choices
 from indexnas.search.storage import StudyLock, locate_storage, mask_url, open_storage, study_lock
 from indexnas.search.weights import load_warm_host, save_or_stop
@@ -70,31 +71,30 @@ class SearchContext:
         return self.space.rewritable_pairs
 
     @property
-    def spaces(self) -> list[search_space.PairSpace]:
+    def spaces(self) -> list[pair_space.PairSpace]:
         return self.space.spaces
 
     def train_configuration(self, choices: dict[str, str], seed: int, label: str) -> tuple[dict[str, Any], float,
                                                                                           dict[str, float]]:
         """Fine-tune the warm host rewritten with ``choices`` as a trial does (its IndexNets initialised and
         its batches drawn from ``seed``): (what the training reports, its seconds, the checked metrics)."""
-        from indexnas.search.train import seed_everything
-
         seed_everything(seed)
         model = self.space.rewrite(choices).model
         seed_everything(seed)
         return train_and_score(self.problem, model, dataclasses.replace(budget(self.settings, label), seed=seed))
 
 
-def run_search(settings: SearchSettings, problem: Problem | None = None) -> optuna.Study:
+def run_search(settings: SearchSettings, problem: Problem | ProblemFactory) -> optuna.Study:
     """Create or resume the study, enqueue the paper's grid, run the workers, keep Pareto weights.
 
-    ``problem``: what to search on; None builds the built-in task the settings name (the CLI's case).
+    ``problem``: what to search on, or a picklable factory that builds it from the settings in each process
+    (the CLI passes `indexnas.tasks.TaskProblem`, so a worker builds its own data instead of receiving it).
     Everything a user can get wrong (storage URL, resuming with other settings, model, data) is
     checked before anything is written, so a failed command leaves existing studies and runs as they were.
     """
     check_settings(settings)
     location = locate_storage(settings.storage)
-    if problem is not None and settings.workers > 1:
+    if settings.workers > 1:
         check_picklable(problem)
     storage = None
     if location.journal is None or location.journal.exists():  # an existing study must agree before any work
@@ -114,7 +114,7 @@ def run_search(settings: SearchSettings, problem: Problem | None = None) -> optu
     return study
 
 
-def check_picklable(problem: Problem) -> None:
+def check_picklable(problem: Problem | ProblemFactory) -> None:
     """Worker processes are spawned: the problem (model, callables) must pickle, or no worker could start."""
     try:
         pickle.dumps(problem)
@@ -124,7 +124,7 @@ def check_picklable(problem: Problem) -> None:
                         "functions), or run with workers=1") from None
 
 
-def _worker_main(settings: dict[str, Any], index: int, problem: Problem | None = None) -> None:
+def _worker_main(settings: dict[str, Any], index: int, problem: Problem | ProblemFactory) -> None:
     """One worker process: its own GPU when there are several, the shared study otherwise."""
     if torch.cuda.is_available() and torch.cuda.device_count() > 1:
         torch.cuda.set_device(index % torch.cuda.device_count())
@@ -166,12 +166,10 @@ def make_sampler(settings: SearchSettings, seed_offset: int = 0,
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
 
 
-def prepare(settings: SearchSettings, problem: Problem | None = None) -> SearchContext:
-    """Build the problem (the built-in task when None), check it, analyse its host once, warm-start the host."""
-    if problem is None:
-        from indexnas.search.host import TaskProblem
-
-        problem = TaskProblem(settings)
+def prepare(settings: SearchSettings, problem: Problem | ProblemFactory) -> SearchContext:
+    """Build the problem (a factory is called with the settings), check it, analyse its host once, warm-start it."""
+    if not isinstance(problem, Problem):
+        problem = problem(settings)
     problem.check()
     space = SearchSpace(problem.host, problem.example, settings.mode, name=settings.model)
     host_summary = warm_start(settings, problem)
@@ -181,8 +179,6 @@ def prepare(settings: SearchSettings, problem: Problem | None = None) -> SearchC
 
 def warm_start(settings: SearchSettings, problem: Problem) -> dict[str, Any]:
     """Train the host once (or load the cached weights) so that every trial is a fine-tune."""
-    from indexnas.search.train import DivergedError
-
     path = settings.out_dir / "host.pt"
     if not settings.warm_start:
         return {"trained": False}
@@ -220,12 +216,12 @@ def budget(settings: SearchSettings, label: str) -> Budget:
 
 
 def trial_budget(settings: SearchSettings, trial: optuna.Trial, seed: int,
-                 reports: fidelity.RungReports | None) -> Budget:
+                 reports: halving.RungReports | None) -> Budget:
     """Trial ``trial``'s budget: its own seed, and the rung steps it reports at when the search prunes."""
     limit = dataclasses.replace(budget(settings, f"trial {trial.number}"), seed=seed)
     if reports is None:
         return limit
-    return dataclasses.replace(limit, rungs=fidelity.rung_steps(settings.budget_steps, settings.rungs), report=reports)
+    return dataclasses.replace(limit, rungs=halving.rung_steps(settings.budget_steps, settings.rungs), report=reports)
 
 
 def check_rungs_reported(limit: Budget, facts: dict[str, Any]) -> None:
@@ -308,7 +304,7 @@ def enqueue_paper_grid(study: optuna.Study, context: SearchContext) -> list[str]
     """Enqueue the untouched host and each of the paper's 15 uniform configurations the pairs allow."""
     enqueued = []
     for label, choice in [("host", IndexSpec("keep")), *((str(s), s) for s in paper_variants())]:
-        params = search_space.params_for(search_space.uniform(context.spaces, choice), context.spaces)
+        params = pair_space.params_for(pair_space.uniform(context.spaces, choice), context.spaces)
         if params is None:
             log.info("paper configuration %s is not allowed at every pair; not enqueued", label)
             continue
@@ -333,7 +329,7 @@ def counts(study: optuna.Study) -> dict[TrialState, int]:
 
 def over_budget(study: optuna.Study) -> int:
     """Trials pruned before training because their configuration was over a budget (not those pruned at a rung)."""
-    return sum(not fidelity.rung_pruned(t) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+    return sum(not halving.rung_pruned(t) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
 
 
 def next_step(state: dict[TrialState, int], wanted: int, over: int | None = None) -> str:
@@ -434,7 +430,6 @@ class Objective:
         self.trained = False  # whether the last trial got past the budget gate into training
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        from indexnas.search.train import DivergedError, seed_everything
 
         ctx, settings, problem = self.context, self.context.settings, self.context.problem
         self.trained = False
@@ -462,10 +457,10 @@ class Objective:
             device = str(next(model.parameters()).device)
             latency = measure_latency(model, ctx.space.inputs[0], device)
         except optuna.TrialPruned:
-            pruned_at = trial.user_attrs.get(fidelity.PRUNED_AT_ATTR)
+            pruned_at = trial.user_attrs.get(halving.PRUNED_AT_ATTR)
             trial.set_user_attr("train_steps", pruned_at)
             log.info("trial %d (%s) pruned at step %s: %s", trial.number, describe_choices(suggestion.choices),
-                     pruned_at, fidelity.describe_rung_scores(trial.user_attrs.get(fidelity.RUNGS_ATTR, {}),
+                     pruned_at, halving.describe_rung_scores(trial.user_attrs.get(halving.RUNGS_ATTR, {}),
                                                               next(iter(problem.directions))))
             raise
         except DivergedError as error:
@@ -494,12 +489,12 @@ class Objective:
                  f"{suggestion.params_added:,}", suggestion.gflops, train_seconds)
         return objectives.values(objectives.parse(settings.objectives), problem.directions, metrics, suggestion.costs())
 
-    def rung_reports(self, trial: optuna.Trial) -> fidelity.RungReports | None:
+    def rung_reports(self, trial: optuna.Trial) -> halving.RungReports | None:
         """The trial's rung reporter when the search prunes (None: it trains without rung scores)."""
         settings, problem = self.context.settings, self.context.problem
         if settings.prune == "off":
             return None
-        return fidelity.RungReports(trial, objectives.parse(settings.objectives), problem.directions,
+        return halving.RungReports(trial, objectives.parse(settings.objectives), problem.directions,
                                     settings.reduction_factor)
 
     @staticmethod
@@ -512,11 +507,11 @@ class Objective:
 def prune_repeat(trial: optuna.Trial) -> None:
     """Prune a repeat of a configuration stopped at a rung at once (`duplicate_of` its number), as a repeat of
     a completed one is answered from it: no configuration is trained twice."""
-    pruned = fidelity.pruned_original(trial, trial.user_attrs[cache.KEY_ATTR])
+    pruned = halving.pruned_original(trial, trial.user_attrs[cache.KEY_ATTR])
     if pruned is None:
         return
     for key, value in ((cache.DUPLICATE_ATTR, pruned.number), ("train_steps", 0),
-                       (fidelity.PRUNED_AT_ATTR, pruned.user_attrs[fidelity.PRUNED_AT_ATTR])):
+                       (halving.PRUNED_AT_ATTR, pruned.user_attrs[halving.PRUNED_AT_ATTR])):
         trial.set_user_attr(key, value)
     log.info("trial %d repeats trial %d, pruned at a rung: pruned without training", trial.number, pruned.number)
     raise optuna.TrialPruned(f"a repeat of trial {pruned.number}, pruned at a rung")

@@ -11,7 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from indexnas.search.cache import DUPLICATE_ATTR
-from indexnas.search.fidelity import PRUNED_AT_ATTR
+from indexnas.search.halving import PRUNED_AT_ATTR
 from indexnas.search import retrain
 from indexnas.search.retrain import RETRAIN_ATTR
 from indexnas.search.settings import SearchSettings

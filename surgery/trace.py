@@ -1,7 +1,7 @@
 """Trace a model with torch.fx into a graph with readable names, and check it against eager.
 
 While tracing, ``torch.jit.is_tracing``, ``torch.compiler.is_compiling`` and
-``torch.jit.isinstance(proxy, Tensor)`` answer True in the tracing thread (surgery/jit_answers.py
+``torch.jit.isinstance(proxy, Tensor)`` answer True in the tracing thread (surgery/tracing_queries.py
 says why each is needed), so guards such as smp's input-shape check and TorchScript-style type
 checks take their tracing branch instead of failing or silently dropping a branch. A graph is trusted only after it reproduced the eager
 output at the example size and at a second size (a graph can trace and still be wrong).
@@ -34,7 +34,7 @@ from torch.utils._pytree import tree_flatten
 from indexnas.errors import UserError
 from indexnas.modes import eval_mode, module_mode
 from indexnas.surgery import registry
-from indexnas.surgery.jit_answers import tracing_answers
+from indexnas.surgery.tracing_queries import tracing_answers
 
 READABLE = "indexnas_name"  # node.meta key: the name a user recognises ("decoder.up3", "encoder.pool:2")
 

@@ -13,7 +13,7 @@ from torch import nn
 
 import indexnas
 from indexnas.errors import UserError
-from indexnas.search.suggest import SearchSpace
+from indexnas.search.space import SearchSpace
 
 
 class Autoencoder(nn.Module):
@@ -77,7 +77,7 @@ def test_suggest_in_a_users_own_objective_with_their_sampler_and_journal_storage
     study.optimize(objective, n_trials=8)
 
     space = SearchSpace(host, EXAMPLE)  # the CLI search's parameter names, asked of the same trial
-    names = {s.name for s in space.spaces}  # one categorical per pair (search/space.py)
+    names = {s.name for s in space.spaces}  # one categorical per pair (search/pair_space.py)
     assert {s.name for s in space.spaces} == {"pool1", "pool2"}
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     pruned = study.get_trials(states=(TrialState.PRUNED,))

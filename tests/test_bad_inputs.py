@@ -25,12 +25,13 @@ from indexnas.spec import IndexSpec
 from indexnas.reports.frame import trials_frame
 from indexnas.reports.source import results_from_study
 from indexnas.reports.trained import trained_index_maps
-from indexnas.search.data import folder_dataset
+from indexnas.tasks.data import folder_dataset
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
 from indexnas.search.study import run_search
 from indexnas.surgery import analyze, insert_indexnet
 from indexnas.surgery.loading import load_model
+from indexnas.tasks.problem import TaskProblem
 
 CONSOLE = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "indexnas"
 
@@ -289,7 +290,7 @@ def test_zoo_checkpoints_that_are_corrupt_foreign_or_malicious_are_refused(check
 
 
 def test_a_malicious_trial_checkpoint_is_refused_by_the_report(tmp_path, checkpoints):
-    study = run_search(SearchSettings(**tiny_settings(tmp_path, trials=1, paper_grid=False)))
+    study = run_search(SearchSettings(**tiny_settings(tmp_path, trials=1, paper_grid=False)), TaskProblem)
     (trial,) = study.best_trials
     Path(trial.user_attrs["checkpoint"]).write_bytes(checkpoints["evil"].read_bytes())
     results = results_from_study(study)

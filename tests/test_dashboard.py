@@ -16,6 +16,7 @@ from conftest import tiny_settings
 
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import run_search
+from indexnas.tasks.problem import TaskProblem
 
 # the console script beside this Python's (a virtual environment's bin/), else on PATH
 _BESIDE = Path(sys.executable).with_name("optuna-dashboard")
@@ -44,7 +45,7 @@ def get(url: str, deadline: float) -> dict:
 def test_the_dashboard_serves_the_study_with_named_objectives_and_its_trials(tmp_path):
     torch.set_num_threads(1)
     settings = SearchSettings(**tiny_settings(tmp_path, trials=2, study="shown"))
-    run_search(settings)
+    run_search(settings, TaskProblem)
     port = free_port()
     server = subprocess.Popen([DASHBOARD, settings.storage, "--host", "127.0.0.1", "--port", str(port), "--quiet"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

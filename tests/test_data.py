@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from indexnas.errors import UserError
-from indexnas.search.data import builtin_dataset, dataset_options, folder_dataset
-from indexnas.search.data.matting import trimap_from_alpha
-from indexnas.search.data.segment import TEXTURE_CLASSES
+from indexnas.tasks.data import builtin_dataset, dataset_options, folder_dataset
+from indexnas.tasks.data.matting import trimap_from_alpha
+from indexnas.tasks.data.segment import TEXTURE_CLASSES
 
 TASKS = ("denoise", "segment", "matting", "depth")
 SAMPLE_KEYS = {

@@ -13,21 +13,22 @@ from conftest import tiny_settings
 import indexnas
 from indexnas.cli import main
 from indexnas.errors import UserError
-from indexnas.search.host import build_datasets
+from indexnas.tasks.problem import build_datasets
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import run_search
-from indexnas.search.tasks import get_task
-from indexnas.search.train import TrainConfig, evaluate
+from indexnas.tasks.definitions import get_task
+from indexnas.tasks.train import TrainConfig, evaluate
 from indexnas.zoo.checkpoint import read_checkpoint
+from indexnas.tasks.problem import TaskProblem
 
 # Scores a loaded model exactly as the study scored the trial (same data, batch size, CPU).
 SCORE = """
 import json, sys, torch
 import indexnas
-from indexnas.search.host import build_datasets
+from indexnas.tasks.problem import build_datasets
 from indexnas.search.settings import SearchSettings
-from indexnas.search.tasks import get_task
-from indexnas.search.train import TrainConfig, evaluate
+from indexnas.tasks.definitions import get_task
+from indexnas.tasks.train import TrainConfig, evaluate
 torch.set_num_threads(1)
 settings = SearchSettings(**json.loads(sys.argv[2]))
 model = indexnas.load(sys.argv[1])
@@ -41,7 +42,7 @@ def searched(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("export")
     torch.set_num_threads(1)
     settings = SearchSettings(**tiny_settings(tmp_path, trials=3, study="exp"))
-    return tmp_path, settings, run_search(settings)
+    return tmp_path, settings, run_search(settings, TaskProblem)
 
 
 def score(model: torch.nn.Module, settings: SearchSettings) -> dict:

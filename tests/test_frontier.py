@@ -12,15 +12,16 @@ from indexnas import zoo
 from indexnas.cli import build_parser
 from indexnas.errors import UserError
 from indexnas.reports.pareto import hypervolume_2d
-from indexnas.search import space as search_space
+from indexnas.search import pair_space
 from indexnas.search.canonical import configuration_key
 from indexnas.search.frontier import (
     AdditiveModel, FrontierSampler, candidates, hypervolume_gain, neighbours, space_size,
 )
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import run_search
-from indexnas.search.suggest import SearchSpace
+from indexnas.search.space import SearchSpace
 from indexnas.spec import KEEP
+from indexnas.tasks.problem import TaskProblem
 from conftest import tiny_settings
 
 
@@ -129,7 +130,7 @@ def synthetic(sampler: FrontierSampler, seed: int):
         return base[family] * (1 + 0.3 * names.index(pair)) + 0.2 * ("-nl" in choice) + 0.1 * ("-c" in choice)
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
-        choices = {n: str(s) for n, s in search_space.suggest_choices(trial, sampler.spaces).items()}
+        choices = {n: str(s) for n, s in pair_space.suggest_choices(trial, sampler.spaces).items()}
         trial.set_user_attr("choices", choices)
         params = sampler.costs(choices)
         trial.set_user_attr("params_added", params)
@@ -141,7 +142,7 @@ def synthetic(sampler: FrontierSampler, seed: int):
 def hypervolume_after(sampler_obj: optuna.samplers.BaseSampler, frontier: FrontierSampler, seed: int,
                       trials: int) -> tuple[float, optuna.Study]:
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler_obj)
-    study.enqueue_trial(search_space.params_for({s.name: KEEP for s in frontier.spaces}, frontier.spaces))
+    study.enqueue_trial(pair_space.params_for({s.name: KEEP for s in frontier.spaces}, frontier.spaces))
     study.optimize(synthetic(frontier, seed), n_trials=trials)
     done = study.get_trials(states=(TrialState.COMPLETE,))
     points = np.array([[t.values[0], np.log10(1 + t.values[1])] for t in done])
@@ -171,7 +172,7 @@ def test_a_running_trial_s_configuration_is_not_picked_again(sampler):
     _, study = hypervolume_after(sampler, sampler, 0, 2)
     pick = sampler.next_configuration(study.trials, study.directions[0])
     running = study.ask()  # another worker's trial: the sampler gives it the pick, and it is still running
-    asked = {n: str(s) for n, s in search_space.suggest_choices(running, sampler.spaces).items()}
+    asked = {n: str(s) for n, s in pair_space.suggest_choices(running, sampler.spaces).items()}
     assert asked == pick
     assert sampler.next_configuration(study.get_trials(), study.directions[0]) != pick
 
@@ -186,7 +187,7 @@ def test_over_the_parameter_budget_nothing_is_a_candidate(demo_space):
 
 def test_a_study_with_the_frontier_sampler_trains_distinct_configurations(tmp_path):
     torch.set_num_threads(1)
-    study = run_search(SearchSettings(**tiny_settings(tmp_path, sampler="frontier", trials=4, paper_grid=False)))
+    study = run_search(SearchSettings(**tiny_settings(tmp_path, sampler="frontier", trials=4, paper_grid=False)), TaskProblem)
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 4
     keys = [t.user_attrs["canonical"] for t in done]

@@ -18,6 +18,7 @@ from indexnas.search.journal import complete_length
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
 from indexnas.search.study import run_search
+from indexnas.tasks.problem import TaskProblem
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_a_journal_on_a_full_disk_fails_in_one_line_and_resumes_after_space_is_f
     filler.unlink()
     settings = tiny_settings(tmp_path, storage=str(journal), study="full", trials=3, paper_grid=False,
                              warm_start=False, heartbeat_interval=0.2, grace_period=1.0)
-    study = run_search(SearchSettings(**settings))  # a trial cut short by the full disk is failed and run again
+    study = run_search(SearchSettings(**settings), TaskProblem)  # a trial cut short by the full disk is failed and run again
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3 and complete[0].values == first.values
 
@@ -103,5 +104,5 @@ def test_weights_that_cannot_be_written_stop_the_search_in_one_error(tmp_path, m
 
     monkeypatch.setattr(weights_module, "atomic_save", full)
     with pytest.raises(UserError, match=f"cannot write {what} .*No space left on device") as error:
-        run_search(SearchSettings(**tiny_settings(tmp_path, trials=1, warm_start=what == "the warm host")))
+        run_search(SearchSettings(**tiny_settings(tmp_path, trials=1, warm_start=what == "the warm host")), TaskProblem)
     assert "run the same command to resume" in str(error.value)

@@ -1,7 +1,7 @@
 """The import graph of the installed packages: no cycles, and dependencies point one way.
 
 Layers, lowest first: the core (``indexnas.*`` operators, specs, cost), ``zoo``, ``surgery``, ``search``,
-``reports``, and on top the ways in: the command line (``indexnas.cli``, ``indexnas.commands`` and every
+``tasks`` (the built-in tasks: they implement search's `Problem`, and search imports none of them), ``reports``, and on top the ways in: the command line (``indexnas.cli``, ``indexnas.commands`` and every
 package's ``cli`` / ``cli_*`` module) and the Python API: ``indexnas.api``, the package ``indexnas`` (whose
 ``suggest``, ``load`` and ``apply`` import it on first use) and the package ``indexnas.search`` itself
 (calling it, ``indexnas.search(model, ...)``, runs `indexnas.api.search`); its modules are the search layer. A module may import its own layer or a lower one. The graph is read from
@@ -19,20 +19,22 @@ from pathlib import Path
 
 import pytest
 
-LAYERS = ("core", "zoo", "surgery", "search", "reports", "cli")
-PACKAGES = ("indexnas.zoo", "indexnas.surgery", "indexnas.search", "indexnas.reports")
+LAYERS = ("core", "zoo", "surgery", "search", "tasks", "reports", "cli")
+PACKAGES = ("indexnas.zoo", "indexnas.surgery", "indexnas.search", "indexnas.tasks", "indexnas.reports")
 
 
 def installed_modules() -> dict[str, Path]:
     """Every module of the installed namespace, by dotted name, from the package paths the install maps."""
     import indexnas.reports
     import indexnas.search
-    import indexnas.search.data
     import indexnas.surgery
+    import indexnas.tasks
+    import indexnas.tasks.data
     import indexnas.zoo
 
     modules = {}
-    for package in (indexnas, indexnas.zoo, indexnas.surgery, indexnas.search, indexnas.search.data, indexnas.reports):
+    for package in (indexnas, indexnas.zoo, indexnas.surgery, indexnas.search, indexnas.tasks,
+                    indexnas.tasks.data, indexnas.reports):
         for path in Path(package.__path__[0]).glob("*.py"):
             modules[package.__name__ if path.stem == "__init__" else f"{package.__name__}.{path.stem}"] = path
     return modules
@@ -108,7 +110,7 @@ def test_modules_import_no_cycle(graph):
 def test_dependencies_point_down_the_layers(graph):
     rank = {name: i for i, name in enumerate(LAYERS)}
     upward = sorted(f"{m} -> {i}" for m, imported in graph.items() for i in imported if rank[layer(i)] > rank[layer(m)])
-    assert not upward, "imports against the direction core <- zoo <- surgery <- search <- reports <- cli:\n" + "\n".join(upward)
+    assert not upward, "imports against the direction core <- zoo <- surgery <- search <- tasks <- reports <- cli:\n" + "\n".join(upward)
 
 
 def test_packages_import_no_cycle(graph):

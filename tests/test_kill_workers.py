@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import LOST_WORKER, open_storage
 from indexnas.search.study import open_study, prepare, work
+from indexnas.tasks.problem import TaskProblem
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_kill  # noqa: E402
@@ -29,7 +30,7 @@ EXPECTED = {"requested": 3, "completed": 3, "failed": 1, "retried": 1, "duplicat
 def test_a_dead_workers_trial_is_failed_as_lost_and_run_again_in_its_place(tmp_path):
     settings = SearchSettings(**tiny_settings(tmp_path, trials=2, warm_start=False, heartbeat_interval=0.2,
                                               grace_period=1.0))
-    context = prepare(settings)
+    context = prepare(settings, TaskProblem)
     study = open_study(open_storage(settings.storage, 0.2, 1.0), settings, context)  # the paper grid, host first
     dead = study.ask()  # another worker takes the host's trial, and dies
     dead.set_user_attr("worker", "node7-4242")

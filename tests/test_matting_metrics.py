@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from indexnas.search import metrics
+from indexnas.tasks import metrics
 
 SIGMA = 1.4
 HALF = 4  # ceil(1.4 * sqrt(-2 log(sqrt(2 pi) 1.4 0.01))) = ceil(3.62)

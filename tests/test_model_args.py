@@ -13,6 +13,7 @@ from indexnas.search.study import run_search
 from indexnas.search.settings import SearchSettings
 from indexnas.surgery.loading import load_model, parse_model_args
 from indexnas.surgery.rewrite import insert_indexnet
+from indexnas.tasks.problem import TaskProblem
 
 SEGMENTER = f"{Path(__file__).parent / 'assets' / 'tiny_segmenter.py'}:build"
 SEGMENT_CLASSES = 6  # the built-in offline segmentation data
@@ -53,7 +54,7 @@ def test_a_model_with_the_wrong_input_channels_is_refused_with_the_argument_to_p
     settings = SearchSettings(task="segment", model="smp:Unet:resnet18", study="s", storage=str(tmp_path / "s.log"),
                               out=str(tmp_path / "run"), model_args={"classes": 6, "in_channels": 1})
     with pytest.raises(UserError, match="in_channels=3"):
-        run_search(settings)
+        run_search(settings, TaskProblem)
 
 
 def test_the_cli_searches_a_file_model_given_its_class_count(tmp_path, capsys):

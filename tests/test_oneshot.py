@@ -15,6 +15,7 @@ from indexnas.reports.pareto import pareto_mask
 from indexnas.search import oneshot
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import run_search
+from indexnas.tasks.problem import TaskProblem
 
 MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
 
@@ -32,7 +33,7 @@ def finished(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("oneshot")
     torch.set_num_threads(1)
     settings = tiny(tmp_path)
-    study = run_search(settings)
+    study = run_search(settings, TaskProblem)
     study.settings_after = settings  # the front bounds the trials the command then checks it completed
     return tmp_path, study
 
@@ -69,7 +70,7 @@ def test_the_front_under_the_supernet_score_is_trained_as_ordinary_trials(finish
 def test_a_resumed_study_neither_retrains_nor_rescores(finished, monkeypatch):
     tmp_path, study = finished
     monkeypatch.setattr(oneshot, "score_space", lambda context: pytest.fail("scored again"))
-    resumed = run_search(tiny(tmp_path))
+    resumed = run_search(tiny(tmp_path), TaskProblem)
     assert len(resumed.trials) == len(study.trials)
 
 
@@ -91,7 +92,7 @@ def test_the_supernet_is_scored_under_the_study_lock_and_the_stored_scores_are_r
 
     monkeypatch.setattr(oneshot, "study_lock", lambda storage, name: Recording())
     monkeypatch.setattr(oneshot, "score_space", score)
-    run_search(tiny(tmp_path, study="tiny-oneshot-locked", trials=1))
+    run_search(tiny(tmp_path, study="tiny-oneshot-locked", trials=1), TaskProblem)
     assert held == [True, False]
 
 
@@ -101,7 +102,7 @@ def test_saved_supernet_weights_are_loaded_not_retrained(finished, monkeypatch, 
 
     monkeypatch.setattr(Supernet, "sample_paths", lambda self, draw: pytest.fail("supernet trained again"))
     with caplog.at_level(logging.INFO, logger="indexnas.search"):  # a new study in the same --out: scores again
-        study = run_search(tiny(tmp_path, study="tiny-oneshot-2", trials=1))
+        study = run_search(tiny(tmp_path, study="tiny-oneshot-2", trials=1), TaskProblem)
     assert "supernet weights loaded" in caplog.text
     assert study.user_attrs[oneshot.ATTR]["steps"] == 8
 
@@ -109,7 +110,7 @@ def test_saved_supernet_weights_are_loaded_not_retrained(finished, monkeypatch, 
 def test_a_trials_study_cannot_be_resumed_as_oneshot(finished):
     tmp_path, _ = finished
     with pytest.raises(UserError, match="strategy"):
-        run_search(tiny(tmp_path, strategy="trials"))
+        run_search(tiny(tmp_path, strategy="trials"), TaskProblem)
 
 
 def test_the_front_is_thinned_evenly_to_the_trials_keeping_both_ends():
@@ -149,7 +150,7 @@ def test_the_ranking_benchmark_runs_in_its_quick_form(tmp_path):
 def test_a_supernet_that_fails_to_train_is_one_error_line(tmp_path):
     from types import SimpleNamespace
 
-    from indexnas.search.suggest import SearchSpace
+    from indexnas.search.space import SearchSpace
     from indexnas.surgery.loading import load_model
 
     class Diverges:

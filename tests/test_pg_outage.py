@@ -18,6 +18,7 @@ from indexnas.errors import UserError
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import LOST_WORKER, open_storage, storage_faults
 from indexnas.search.study import run_search
+from indexnas.tasks.problem import TaskProblem
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = "import sys; from indexnas.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -64,7 +65,7 @@ def test_a_postgresql_outage_mid_trial_is_one_error_line_and_the_resume_retries_
         settings = tiny_settings(tmp_path, storage=server.url, study="outage", trials=1, paper_grid=False,
                                  warm_start=False, budget_steps=100_000, budget_seconds=4.0, heartbeat_interval=0.2,
                                  grace_period=1.0)
-        study = run_search(SearchSettings(**settings))
+        study = run_search(SearchSettings(**settings), TaskProblem)
         cut, retry = study.trials
         assert cut.state == TrialState.FAIL and cut.user_attrs["failure"]["kind"] == LOST_WORKER
         assert retry.state == TrialState.COMPLETE and retry.system_attrs["failed_trial"] == cut.number

@@ -11,18 +11,19 @@ import torch
 from conftest import tiny_settings
 from torch import nn
 
-import indexnas.search.preflight as preflight
+import indexnas.tasks.preflight as preflight
 from indexnas.errors import UserError
-from indexnas.search.data.dataset import SampleDataset
+from indexnas.tasks.data.dataset import SampleDataset
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import run_search
-from indexnas.search.tasks import get_task
+from indexnas.tasks.definitions import get_task
+from indexnas.tasks.problem import TaskProblem
 
 
 def refused_before_any_work(tmp_path, match: str, **overrides) -> None:
     before = sorted(tmp_path.rglob("*"))
     with pytest.raises(UserError, match=match) as error:
-        run_search(SearchSettings(**tiny_settings(tmp_path, **overrides)))
+        run_search(SearchSettings(**tiny_settings(tmp_path, **overrides)), TaskProblem)
     assert "fix:" in str(error.value)
     assert sorted(tmp_path.rglob("*")) == before  # no journal, no host.pt, no run folder
 

@@ -25,7 +25,8 @@ from indexnas.reports import write_report
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import HEARTBEAT_ATTR, LOST_WORKER, mask_text, mask_url, open_storage, study_lock
 from indexnas.search.study import counts, next_step, run_search
-from indexnas.search.suggest import SearchSpace
+from indexnas.search.space import SearchSpace
+from indexnas.tasks.problem import TaskProblem
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,7 +76,7 @@ def faulty_study(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(SearchSpace, "rewrite", faulty_rewrite)
-        study = run_search(SearchSettings(**tiny_settings(tmp_path, trials=2, warm_start=False)))
+        study = run_search(SearchSettings(**tiny_settings(tmp_path, trials=2, warm_start=False)), TaskProblem)
     return tmp_path, study
 
 

@@ -494,11 +494,11 @@ def test_report_rebuilds_the_best_kept_trial_and_draws_its_index_maps(tmp_path):
     from torch.utils.data import default_collate
 
     from indexnas.reports.trained import trained_index_maps
-    from indexnas.search.host import TaskProblem
+    from indexnas.tasks.problem import TaskProblem
     from indexnas.search.settings import SearchSettings
     from indexnas.search.study import checkpoint as trial_checkpoint
-    from indexnas.search.suggest import SearchSpace
-    from indexnas.search.tasks import get_task
+    from indexnas.search.space import SearchSpace
+    from indexnas.tasks.definitions import get_task
 
     search = SearchSettings(task="denoise", model="dncnn_segnet", study="kept", storage=str(tmp_path / "s.log"),
                             out=str(tmp_path / "run"), width=0.125, flops_size=40)

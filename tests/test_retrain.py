@@ -18,6 +18,7 @@ from indexnas.search.retrain import PREFIX, attach, front_trials, retrain_seed
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import run_search
 from indexnas.search.summary import print_summary
+from indexnas.tasks.problem import TaskProblem
 
 MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
 K = 2
@@ -34,7 +35,7 @@ def tiny(tmp_path: Path, **overrides) -> SearchSettings:
 def retrained(tmp_path_factory):
     torch.set_num_threads(1)
     tmp_path = tmp_path_factory.mktemp("retrain")
-    return tmp_path, run_search(tiny(tmp_path))
+    return tmp_path, run_search(tiny(tmp_path), TaskProblem)
 
 
 def stored(study) -> dict[int, dict]:
@@ -66,7 +67,7 @@ def test_a_rerun_retrains_nothing_stored_and_an_interrupted_retraining_resumes(r
     tmp_path, study = retrained
     before = stored(study)
     with caplog.at_level("INFO", logger="indexnas.search"):
-        run_search(tiny(tmp_path))
+        run_search(tiny(tmp_path), TaskProblem)
     assert stored(study) == before and "retrained with seed" not in caplog.text
     number, record = next(iter(before.items()))
     cut = {**record, "seeds": record["seeds"][:2], "metrics": record["metrics"][:2],
@@ -74,7 +75,7 @@ def test_a_rerun_retrains_nothing_stored_and_an_interrupted_retraining_resumes(r
     study.set_user_attr(PREFIX + str(number), cut)  # as if stopped after the first extra seed
     caplog.clear()
     with caplog.at_level("INFO", logger="indexnas.search"):
-        run_search(tiny(tmp_path))
+        run_search(tiny(tmp_path), TaskProblem)
     resumed = stored(study)[number]
     assert resumed["seeds"] == record["seeds"] and resumed["metrics"][:2] == record["metrics"][:2]
     assert caplog.text.count("retrained with seed") == 1
@@ -82,7 +83,7 @@ def test_a_rerun_retrains_nothing_stored_and_an_interrupted_retraining_resumes(r
 
 def test_no_retraining_with_zero_seeds(tmp_path):
     torch.set_num_threads(1)
-    study = run_search(tiny(tmp_path, trials=1, retrain_seeds=0, paper_grid=False))
+    study = run_search(tiny(tmp_path, trials=1, retrain_seeds=0, paper_grid=False), TaskProblem)
     assert not stored(study)
 
 

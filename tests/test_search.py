@@ -15,6 +15,7 @@ from indexnas.search.study import checkpoint_path, report_queue, run_search
 from indexnas.search.summary import Progress
 from indexnas.surgery import recipe as recipes
 from indexnas.surgery.loading import load_model
+from indexnas.tasks.problem import TaskProblem
 from index_params import model_delta
 
 MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
@@ -33,7 +34,7 @@ def tiny(tmp_path: Path, **overrides) -> SearchSettings:
 def finished(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("study")
     torch.set_num_threads(1)
-    return tmp_path, run_search(tiny(tmp_path))
+    return tmp_path, run_search(tiny(tmp_path), TaskProblem)
 
 
 def test_the_study_holds_exactly_the_requested_completed_trials(finished):
@@ -89,7 +90,7 @@ def test_pareto_trials_keep_their_weights_and_they_replay_onto_a_fresh_model(fin
 def test_restarting_resumes_the_study_instead_of_starting_over(finished, tmp_path):
     done_path, study = finished
     settings = tiny(done_path, trials=5)
-    resumed = run_search(settings)
+    resumed = run_search(settings, TaskProblem)
     assert len([t for t in resumed.trials if t.state == TrialState.COMPLETE]) == 5
     assert [t.number for t in resumed.trials[:4]] == [t.number for t in study.trials[:4]]
 
@@ -97,12 +98,12 @@ def test_restarting_resumes_the_study_instead_of_starting_over(finished, tmp_pat
 def test_resuming_with_other_settings_is_refused(finished):
     done_path, _ = finished
     with pytest.raises(UserError, match="budget_steps"):
-        run_search(tiny(done_path, budget_steps=3))
+        run_search(tiny(done_path, budget_steps=3), TaskProblem)
 
 
 def test_configurations_over_the_parameter_budget_are_pruned_without_training(tmp_path):
     torch.set_num_threads(1)
-    study = run_search(tiny(tmp_path, trials=2, max_params=100, study="budget", warm_start=False))
+    study = run_search(tiny(tmp_path, trials=2, max_params=100, study="budget", warm_start=False), TaskProblem)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     # the grid's holistic variants add 256, 1,216 and 4,288 parameters; the next one (m2o, 16) fits
     assert [t.user_attrs["params_added"] for t in pruned] == [256, 1216, 4288]

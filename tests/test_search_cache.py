@@ -11,6 +11,7 @@ from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
 from indexnas.search.study import run_search
 from indexnas.search.summary import print_summary
+from indexnas.tasks.problem import TaskProblem
 
 from conftest import tiny_settings
 
@@ -25,7 +26,7 @@ def repeated(tmp_path_factory):
                                  directions=["maximize", "minimize"])
     for choice in ("keep", "holistic", "max", "holistic"):
         queued.enqueue_trial({"pool1": choice, "pool2": choice})
-    return settings, run_search(settings)
+    return settings, run_search(settings, TaskProblem)
 
 
 def test_a_repeat_or_an_alias_is_answered_from_the_stored_result_without_training(repeated):

@@ -11,10 +11,11 @@ import torch
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import objectives, scoring
-from indexnas.search import space as search_space
+from indexnas.search import pair_space
 from indexnas.search.canonical import canonical_choices, configuration_key
-from indexnas.search.suggest import SearchSpace
+from indexnas.search.space import SearchSpace
 from indexnas.surgery.loading import load_model
+from indexnas.tasks.problem import TaskProblem
 
 MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
 
@@ -36,21 +37,21 @@ def test_each_pair_is_one_categorical_over_its_full_choices(host):
 
 
 def test_suggest_asks_one_parameter_per_pair_and_the_modelwise_variant_only_when_used():
-    spaces = [search_space.PairSpace.from_allowed(n, ["m2o-nl", "o2o-modelwise", "o2o-modelwise-nl"]) for n in "ab"]
+    spaces = [pair_space.PairSpace.from_allowed(n, ["m2o-nl", "o2o-modelwise", "o2o-modelwise-nl"]) for n in "ab"]
     trial = optuna.trial.FixedTrial({"a": "m2o-nl", "b": "o2o-modelwise", "modelwise": "o2o-modelwise-nl"})
-    assert search_space.suggest_choices(trial, spaces) == {"a": IndexSpec("m2o", True), "b": IndexSpec("o2o-modelwise", True)}
+    assert pair_space.suggest_choices(trial, spaces) == {"a": IndexSpec("m2o", True), "b": IndexSpec("o2o-modelwise", True)}
     plain = optuna.trial.FixedTrial({"a": "keep", "b": "m2o-nl"})
-    assert search_space.suggest_choices(plain, spaces) == {"a": IndexSpec("keep"), "b": IndexSpec("m2o", True)}
+    assert pair_space.suggest_choices(plain, spaces) == {"a": IndexSpec("keep"), "b": IndexSpec("m2o", True)}
 
 
 def test_params_for_reproduces_every_paper_configuration_and_refuses_what_the_space_lacks(host):
     *_, spaces = host
     for spec in [IndexSpec("keep"), *paper_variants()]:
-        params = search_space.params_for(search_space.uniform(spaces, spec), spaces)
-        assert search_space.suggest_choices(optuna.trial.FixedTrial(params), spaces) == search_space.uniform(spaces, spec)
+        params = pair_space.params_for(pair_space.uniform(spaces, spec), spaces)
+        assert pair_space.suggest_choices(optuna.trial.FixedTrial(params), spaces) == pair_space.uniform(spaces, spec)
     names = [s.name for s in spaces]
-    assert search_space.params_for({names[0]: "o2o-modelwise", names[1]: "o2o-modelwise-nl"}, spaces) is None
-    assert search_space.params_for({"no-such-pair": "keep"}, spaces) is None
+    assert pair_space.params_for({names[0]: "o2o-modelwise", names[1]: "o2o-modelwise-nl"}, spaces) is None
+    assert pair_space.params_for({"no-such-pair": "keep"}, spaces) is None
 
 
 def test_max_on_a_max_pooling_pair_is_the_host_and_builds_the_same_function(host):
@@ -115,7 +116,7 @@ def test_a_study_takes_gflops_as_a_third_objective_on_request(tmp_path):
 
     with pytest.raises(UserError, match="objective"):
         SearchSettings(**tiny_settings(tmp_path, objectives="metric,latency"))
-    study = run_search(SearchSettings(**tiny_settings(tmp_path, trials=1, objectives="metric,params,gflops")))
+    study = run_search(SearchSettings(**tiny_settings(tmp_path, trials=1, objectives="metric,params,gflops")), TaskProblem)
     assert study.user_attrs["indexnas"]["objectives"] == ["psnr", "params_added", "gflops"]
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
     assert study.trials[0].values[2] == study.trials[0].user_attrs["gflops"] > 0

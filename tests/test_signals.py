@@ -20,6 +20,7 @@ from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage, retry_stale_trial
 from indexnas.search.study import open_study, prepare, work
 from indexnas.search.workers import INTERRUPTED, Interrupted, interruptible, pop_in_place, requeue_when_interrupted
+from indexnas.tasks.problem import TaskProblem
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = "import sys; from indexnas.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -79,7 +80,7 @@ def test_a_signal_raises_once_and_a_second_one_is_ignored_while_the_first_is_han
 def test_sigterm_during_a_trial_fails_it_at_once_and_the_resume_runs_it_first(tmp_path):
     settings = SearchSettings(**tiny_settings(tmp_path, trials=2, budget_steps=100_000, budget_seconds=30,
                                               warm_start=False))
-    context = prepare(settings)
+    context = prepare(settings, TaskProblem)
     study = open_study(open_storage(settings.storage), settings, context)
     timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()

@@ -9,7 +9,7 @@ from indexnas import cost
 from indexnas import zoo
 from indexnas.errors import UserError
 from indexnas.search.oneshot import draw_path
-from indexnas.search.suggest import SearchSpace
+from indexnas.search.space import SearchSpace
 from indexnas.surgery.supernet import Supernet
 
 

@@ -11,8 +11,8 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from indexnas.errors import UserError
-from indexnas.search import metrics
-from indexnas.search.tasks import TASKS, MattingTask, get_task
+from indexnas.tasks import metrics
+from indexnas.tasks.definitions import TASKS, MattingTask, get_task
 
 
 def _grey_pair(seed: int = 0, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

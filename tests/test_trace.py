@@ -297,7 +297,7 @@ def test_an_exception_inside_tracing_restores_torchs_own_functions() -> None:
 def test_another_thread_gets_torchs_answers_while_a_model_is_traced() -> None:
     import threading
 
-    from indexnas.surgery.jit_answers import tracing_answers
+    from indexnas.surgery.tracing_queries import tracing_answers
 
     inside, release, seen = threading.Event(), threading.Event(), {}
 

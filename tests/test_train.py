@@ -12,9 +12,9 @@ from PIL import Image
 from torch import nn
 
 from indexnas.errors import UserError
-from indexnas.search.data import builtin_dataset, folder_dataset
-from indexnas.search.tasks import TASKS, get_task
-from indexnas.search.train import DivergedError, TrainConfig, evaluate, resolve_amp, seed_everything, train_and_evaluate
+from indexnas.tasks.data import builtin_dataset, folder_dataset
+from indexnas.tasks.definitions import TASKS, get_task
+from indexnas.tasks.train import DivergedError, TrainConfig, evaluate, resolve_amp, seed_everything, train_and_evaluate
 
 
 @pytest.fixture(autouse=True)
@@ -149,7 +149,7 @@ def test_cuda_mixed_precision_run(task_name: str) -> None:
 
 
 def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_budget() -> None:
-    from indexnas.search.train import SCHEDULES, _budget_fraction
+    from indexnas.tasks.train import SCHEDULES, _budget_fraction
 
     cosine = SCHEDULES["cosine"]
     assert cosine(0.0) == 1.0 and cosine(0.5) == pytest.approx(0.5) and cosine(1.0) == pytest.approx(0.0)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from indexnas.errors import UserError
-from indexnas.search.data import checks, folders
-from indexnas.search.data.builders import (
+from indexnas.tasks.data import checks, folders
+from indexnas.tasks.data.builders import (
     CropOptions,
     GeneratedOptions,
     crop_datasets,
@@ -32,10 +32,10 @@ from indexnas.search.data.builders import (
     training_crops,
     whole_part,
 )
-from indexnas.search.data.crops import cut, eval_window, scaled_crop
-from indexnas.search.data.dataset import Maker, SampleDataset
-from indexnas.search.data.validation import ValidationSet
-from indexnas.search.data.images import as_rgb, chw, read_cached, skimage_photo, stereo_motorcycle, to_unit
+from indexnas.tasks.data.crops import cut, eval_window, scaled_crop
+from indexnas.tasks.data.dataset import Maker, SampleDataset
+from indexnas.tasks.data.validation import ValidationSet
+from indexnas.tasks.data.images import as_rgb, chw, read_cached, skimage_photo, stereo_motorcycle, to_unit
 
 TEXTURE_PHOTOS = ("brick", "grass", "gravel", "immunohistochemistry", "coffee", "chelsea", "astronaut", "rocket")
 TRAIN_SHARE = 0.75

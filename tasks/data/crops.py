@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from indexnas.search.data.images import to_unit
+from indexnas.tasks.data.images import to_unit
 
 AUGMENTATIONS: tuple[str, ...] = ("none", "hflip", "dihedral")
 

@@ -24,8 +24,8 @@ import numpy as np
 from scipy import ndimage
 
 from indexnas.errors import UserError
-from indexnas.search.data import checks, folders
-from indexnas.search.data.builders import (
+from indexnas.tasks.data import checks, folders
+from indexnas.tasks.data.builders import (
     CropOptions,
     GeneratedOptions,
     crop_datasets,
@@ -33,10 +33,10 @@ from indexnas.search.data.builders import (
     folder_recalibration_side,
     generated_datasets,
 )
-from indexnas.search.data.crops import Window, cut, eval_window, random_window, scaled_crop
-from indexnas.search.data.dataset import SampleDataset
-from indexnas.search.data.validation import ValidationSet
-from indexnas.search.data.images import as_grey, as_rgb, chw, read_cached, skimage_photo, to_unit
+from indexnas.tasks.data.crops import Window, cut, eval_window, random_window, scaled_crop
+from indexnas.tasks.data.dataset import SampleDataset
+from indexnas.tasks.data.validation import ValidationSet
+from indexnas.tasks.data.images import as_grey, as_rgb, chw, read_cached, skimage_photo, to_unit
 
 FOREGROUND_PHOTOS = ("coins", "text", "page")
 TRAIN_BACKGROUNDS = ("astronaut", "coffee", "rocket", "chelsea")

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from indexnas.errors import UserError
-from indexnas.search.data.crops import AUGMENTATIONS, augment
+from indexnas.tasks.data.crops import AUGMENTATIONS, augment
 
 # maker(index, rng) -> arrays: float32 CxHxW images, int64 HxW label maps.
 Maker = Callable[[int, np.random.Generator], dict[str, np.ndarray]]

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from indexnas.errors import UserError
-from indexnas.search.problem import Budget, Problem
+from indexnas.search.problem import Budget, Problem, check_metrics
 from indexnas.search.settings import SearchSettings
 
 
 def build_datasets(settings: SearchSettings) -> tuple[Any, Any]:
     """(train, val): the task's built-in offline data, or the user's folder in the standard layout."""
-    from indexnas.search.data import builtin_dataset, folder_dataset
+    from indexnas.tasks.data import builtin_dataset, folder_dataset
 
     options: dict[str, Any] = {"patch": settings.patch, "seed": settings.seed}
     if settings.task == "denoise":
@@ -34,7 +36,7 @@ def load_host(settings: SearchSettings, train_set: Any) -> tuple[nn.Module, torc
     Zoo and timm hosts get an example input at ``flops_size`` (the paper counts GFLOPs at
     224 x 224); smp models and model files use their loader's (a factory may return its own).
     """
-    from indexnas.search.tasks import get_task
+    from indexnas.tasks.definitions import get_task
     from indexnas.surgery.loading import SMP_PREFIX, is_model_file, load_model
 
     task = get_task(settings.task)
@@ -70,7 +72,7 @@ class TaskProblem(Problem):
     """A built-in task (denoise, segment, matting, depth) on its data: the CLI's search problem."""
 
     def __init__(self, settings: SearchSettings) -> None:
-        from indexnas.search.tasks import get_task
+        from indexnas.tasks.definitions import get_task
 
         self.settings = settings
         self.task_spec = get_task(settings.task)
@@ -80,7 +82,7 @@ class TaskProblem(Problem):
         self.directions = {self.task_spec.primary_metric: self.task_spec.direction}
 
     def config(self, budget: Budget) -> Any:
-        from indexnas.search.train import TrainConfig
+        from indexnas.tasks.train import TrainConfig
 
         s = self.settings
         return TrainConfig(steps=budget.steps, seconds=budget.seconds, batch_size=s.batch_size, lr=s.lr,
@@ -89,9 +91,7 @@ class TaskProblem(Problem):
 
     def train(self, model: nn.Module, budget: Budget) -> dict[str, Any]:
         """Fine-tune in place; with rungs, fit scores a copy at each rung step and `budget.report` hears it."""
-        import dataclasses
-
-        from indexnas.search.train import fit
+        from indexnas.tasks.train import fit
 
         if not budget.rungs or budget.report is None:
             result = fit(model, self.task_spec, self.train_set, self.config(budget))
@@ -102,7 +102,7 @@ class TaskProblem(Problem):
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """The task's metrics; the primary metric per validation item stays in `item_scores` (search.scoring)."""
-        from indexnas.search.train import evaluate_items
+        from indexnas.tasks.train import evaluate_items
 
         device = next(model.parameters()).device
         metrics, self.item_scores = evaluate_items(model, self.task_spec, self.val_set, self.config(Budget(1)),
@@ -114,7 +114,7 @@ class TaskProblem(Problem):
         then a training step too large for memory and data the metrics cannot use (search/preflight.py)."""
         from torch.utils.data import default_collate
 
-        from indexnas.search.preflight import check_training
+        from indexnas.tasks.preflight import check_training
 
         s, task = self.settings, self.task_spec
         batch = default_collate([self.train_set[i] for i in range(min(2, len(self.train_set)))])
@@ -139,6 +139,27 @@ class TaskProblem(Problem):
                             f"({'one per class' if s.task == 'segment' else 'one output channel'})",
                             f"pass --model-arg {_argument(s.model, 'out')}={expected}")
         check_training(s, task, self.host, self.example, self.train_set, self.val_set)
+
+    def path_scorer(self, recalibration: int) -> Callable[[nn.Module], float]:
+        """A supernet path's score (search/oneshot.py): its BatchNorm statistics re-estimated on
+        ``recalibration`` of the task's recalibration crops (the paths share the host's BatchNorms, trained on a
+        mixture of paths), then the primary metric on the first validation part (the crops the study's objective
+        is; whole images are left to the stand-alone trials: a score costs seconds)."""
+        from indexnas.tasks.train import evaluate_items, recalibrate_batchnorm, resolve_amp
+
+        parts = getattr(self.val_set, "parts", None)
+        validation = next(iter(parts.values())) if parts else self.val_set
+        metric, task = self.task_spec.primary_metric, self.task_spec
+        config = dataclasses.replace(self.config(Budget(1)), bn_recalibration=recalibration)
+
+        def score(model: nn.Module) -> float:
+            device = next(model.parameters()).device
+            precision = resolve_amp(config.amp, device)
+            recalibrate_batchnorm(model, task, self.train_set, config, device, precision)
+            metrics = evaluate_items(model, task, validation, config, device=device, precision=precision)[0]
+            return check_metrics(metrics, {metric: task.direction})[metric]
+
+        return score
 
     def host_failure_fix(self) -> str:
         s = self.settings

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from indexnas.errors import UserError
-from indexnas.search.data.images import IMAGE_SUFFIXES, image_size
+from indexnas.tasks.data.images import IMAGE_SUFFIXES, image_size
 
 
 def existing_folder(path: str | Path, what: str, layout: str | None = None) -> Path:

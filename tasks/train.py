@@ -26,7 +26,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from indexnas.errors import UserError
-from indexnas.search.tasks import Task
+from indexnas.search.problem import DivergedError
+from indexnas.seeding import seed_everything
+from indexnas.tasks.definitions import Task
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -41,15 +43,6 @@ SCHEDULES: dict[str, Callable[[float], float]] = {
     "cosine": lambda used: 0.5 * (1.0 + math.cos(math.pi * min(used, 1.0))),
     "constant": lambda used: 1.0,
 }
-
-
-class DivergedError(RuntimeError):
-    """The training loss became NaN or infinite; the trial that caused it should be marked failed."""
-
-    def __init__(self, step: int, loss: float) -> None:
-        self.step = step
-        self.loss = loss
-        super().__init__(f"training diverged: loss {loss} at step {step}")
 
 
 @dataclass
@@ -79,7 +72,7 @@ class TrainConfig:
     bn_recalibration: int = 256
     eval_at: tuple[int, ...] = ()  # also score the model after these steps (TrainResult.intermediate)
     # Called with (step, metrics) as each intermediate score is taken, before training goes on; an exception it
-    # raises stops the run there (multi-fidelity pruning raises optuna.TrialPruned, search/fidelity.py).
+    # raises stops the run there (multi-fidelity pruning raises optuna.TrialPruned, search/halving.py).
     on_score: Callable[[int, dict[str, float]], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -135,13 +128,6 @@ class TrainResult:
     def samples_per_second(self) -> float:
         """Training throughput (samples per second of training time)."""
         return self.steps * self.batch_size / self.train_seconds if self.train_seconds > 0 else float("nan")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices) so that model construction and training repeat."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -335,7 +321,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Metrics of `model` on `val_set`, in eval mode without gradients, aggregated exactly over all items.
 
-    A validation set with `parts` (search.data.validation.ValidationSet) is scored part by part: the first
+    A validation set with `parts` (tasks.data.validation.ValidationSet) is scored part by part: the first
     part's metrics keep their names, the others' are prefixed with the part's name ("whole_psnr").
     """
     return evaluate_items(model, task, val_set, config, device=device, precision=precision)[0]

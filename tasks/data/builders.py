@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from indexnas.errors import UserError
-from indexnas.search.data import checks, folders
-from indexnas.search.data.crops import cut, eval_length, eval_window, random_window
-from indexnas.search.data.dataset import Maker, SampleDataset
-from indexnas.search.data.validation import ValidationSet
+from indexnas.tasks.data import checks, folders
+from indexnas.tasks.data.crops import cut, eval_length, eval_window, random_window
+from indexnas.tasks.data.dataset import Maker, SampleDataset
+from indexnas.tasks.data.validation import ValidationSet
 
 # Side of the larger training crops (the training set's `recalibration` set) of the built-in data: for the demo's
 # dncnn_segnet, 96 to 256 gave the same whole-image PSNR within 0.3 dB, 40 (the patch) did not (BENCHMARKS.md).
@@ -202,7 +202,7 @@ def with_parts(
     what: str,
 ) -> tuple[SampleDataset, SampleDataset | ValidationSet]:
     """What every task's data gets, one mechanism for all: the training set's `recalibration` set (fresh side x
-    side samples of `recalibration`, drawn like the training patches; search.train trains its final phase and
+    side samples of `recalibration`, drawn like the training patches; tasks.train trains its final phase and
     re-estimates BatchNorm statistics on them) and, with `whole`, a validation set of two parts, "crops" (the
     score) then "whole" (metrics ``whole_*``). Why: statistics of small patches do not hold for whole images
     (BENCHMARKS.md, "A score you can trust")."""

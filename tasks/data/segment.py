@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from indexnas.errors import UserError
-from indexnas.search.data import checks, folders
-from indexnas.search.data.builders import (
+from indexnas.tasks.data import checks, folders
+from indexnas.tasks.data.builders import (
     CropOptions,
     GeneratedOptions,
     crop_datasets,
@@ -28,11 +28,11 @@ from indexnas.search.data.builders import (
     training_crops,
     whole_part,
 )
-from indexnas.search.data.crops import scaled_crop
-from indexnas.search.data.dataset import SampleDataset
-from indexnas.search.data.validation import ValidationSet
-from indexnas.search.data.images import as_rgb, chw, read_cached, skimage_photo, to_unit
-from indexnas.search.metrics import IGNORE_INDEX
+from indexnas.tasks.data.crops import scaled_crop
+from indexnas.tasks.data.dataset import SampleDataset
+from indexnas.tasks.data.validation import ValidationSet
+from indexnas.tasks.data.images import as_rgb, chw, read_cached, skimage_photo, to_unit
+from indexnas.tasks.metrics import IGNORE_INDEX
 
 # Class id = position. Grey textures are repeated into three channels.
 TEXTURE_CLASSES: tuple[str, ...] = ("brick", "grass", "gravel", "moon", "immunohistochemistry", "hubble_deep_field")

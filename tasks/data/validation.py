@@ -1,6 +1,6 @@
 """A validation set made of named parts scored separately (e.g. many crops and the whole held-out images).
 
-`search.train.evaluate` scores each part on its own: the first part's metrics keep their names (the
+`tasks.train.evaluate` scores each part on its own: the first part's metrics keep their names (the
 study's score), the others are prefixed with the part's name (``whole_psnr``). Indexing runs over the
 parts one after the other, so code that only needs samples (a report's example input) still works.
 """

@@ -1,6 +1,6 @@
 """The four tasks of the paper: what a model is fed, its training loss, and exact validation metrics.
 
-A batch is the dict a `search.data` dataset yields (collated). Metrics are computed in two steps
+A batch is the dict a `tasks.data` dataset yields (collated). Metrics are computed in two steps
 so that a validation set is scored exactly, not as a mean of batch means: `statistics` returns
 summable quantities for one batch (per-image sums, a confusion matrix), `aggregate` turns their
 sum into the metrics. `metrics(output, batch)` does both for a single batch.
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from indexnas.errors import UserError
-from indexnas.search import metrics
+from indexnas.tasks import metrics
 
 Batch = Mapping[str, torch.Tensor]
 Statistics = dict[str, float | np.ndarray]
@@ -145,7 +145,7 @@ class SegmentTask(Task):
         classes = getattr(dataset, "num_classes", None)
         if not classes:
             raise UserError(
-                "the segmentation dataset does not say how many classes it has", "build it with search.data"
+                "the segmentation dataset does not say how many classes it has", "build it with tasks.data"
             )
         return int(classes)
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from indexnas.errors import UserError
-from indexnas.search.data import denoise, depth, matting, segment
-from indexnas.search.data.dataset import SampleDataset
+from indexnas.tasks.data import denoise, depth, matting, segment
+from indexnas.tasks.data.dataset import SampleDataset
 
 Builder = Callable[..., tuple[SampleDataset, SampleDataset]]
 

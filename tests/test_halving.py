@@ -8,11 +8,12 @@ import torch
 from optuna.trial import TrialState
 
 from indexnas.errors import UserError
-from indexnas.search.fidelity import (PRUNED_AT_ATTR, RUNGS_ATTR, RungRecord, RungReports, keep_at_rung,
+from indexnas.search.halving import (PRUNED_AT_ATTR, RUNGS_ATTR, RungRecord, RungReports, keep_at_rung,
                                       non_domination_ranks, parse_rungs, pruned_original, rung_pruned,
                                       rung_steps)
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import next_step, run_search
+from indexnas.tasks.problem import TaskProblem
 
 MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
 METRIC_PARAMS = ("maximize", "minimize")  # (psnr at the rung, parameters added)
@@ -176,7 +177,7 @@ def tiny(tmp_path: Path, **overrides) -> SearchSettings:
 @pytest.fixture(scope="module")
 def halving(tmp_path_factory):
     torch.set_num_threads(1)
-    return run_search(tiny(tmp_path_factory.mktemp("halving"), trials=3))
+    return run_search(tiny(tmp_path_factory.mktemp("halving"), trials=3), TaskProblem)
 
 
 def test_pruning_stops_trials_at_the_rung_and_the_study_still_completes_the_requested_trials(halving):
@@ -200,8 +201,8 @@ def test_completed_trials_keep_their_rung_scores_and_record_the_steps_they_train
 def test_the_rung_score_does_not_change_the_training(tmp_path):
     torch.set_num_threads(1)
     options = dict(trials=1, sampler="random")
-    scored = run_search(tiny(tmp_path / "on", **options)).trials[0]
-    plain = run_search(tiny(tmp_path / "off", prune="off", **options)).trials[0]
+    scored = run_search(tiny(tmp_path / "on", **options), TaskProblem).trials[0]
+    plain = run_search(tiny(tmp_path / "off", prune="off", **options), TaskProblem).trials[0]
     assert scored.user_attrs["choices"] == plain.user_attrs["choices"]
     assert scored.values == pytest.approx(plain.values, abs=1e-6)
 

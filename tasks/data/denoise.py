@@ -3,12 +3,12 @@
 Training samples are `patch` x `patch` crops taken at a random scale from `scales`, with a random
 flip/rotation and fresh unclipped noise every time; the training set's `recalibration` set holds
 `recalibration_size` crops at scale 1 (default 128 for 40x40 patches), on which the last phase of training
-runs and BatchNorm statistics are re-estimated (search.data.builders.with_parts, search.train.fit: statistics
+runs and BatchNorm statistics are re-estimated (tasks.data.builders.with_parts, tasks.train.fit: statistics
 of 40x40 patches do not hold for whole images).
 Evaluation items are fixed noisy/clean pairs, their noise drawn from (seed, item) so every trial
 sees the same draws: whole held-out images (cropped to a multiple of `multiple` so down/up-sampling
 models fit) or `val_count` crops of `eval_size`, followed, with `whole_images`, by the whole images
-as a second part (search.data.validation.ValidationSet: metrics ``whole_psnr``, ``whole_ssim``).
+as a second part (tasks.data.validation.ValidationSet: metrics ``whole_psnr``, ``whole_ssim``).
 Samples: {"noisy": 1xHxW, "clean": 1xHxW}, float32, clean in [0, 1].
 """
 
@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from indexnas.errors import UserError
-from indexnas.search.data import folders
-from indexnas.search.data.builders import CropOptions, crop_datasets, evaluation_crops, recalibration_side
-from indexnas.search.data.crops import scaled_crop
-from indexnas.search.data.dataset import SampleDataset
-from indexnas.search.data.validation import ValidationSet
-from indexnas.search.data.images import as_grey, chw, read_cached, skimage_photo, to_unit
+from indexnas.tasks.data import folders
+from indexnas.tasks.data.builders import CropOptions, crop_datasets, evaluation_crops, recalibration_side
+from indexnas.tasks.data.crops import scaled_crop
+from indexnas.tasks.data.dataset import SampleDataset
+from indexnas.tasks.data.validation import ValidationSet
+from indexnas.tasks.data.images import as_grey, chw, read_cached, skimage_photo, to_unit
 
 # Built-in split of the shipped photographs; `camera` is also in Set12.
 TRAIN_PHOTOS = (
