@@ -54,7 +54,7 @@ fi
 if [ "$smoke" = 1 ]; then
     export OMP_NUM_THREADS=1
     device=cpu
-    test_paths=(tests/test_gpu.py)  # collects fast; every test in it skips without CUDA
+    test_paths=(tests/contracts/test_gpu.py)  # collects fast; every test in it skips without CUDA
     ops_args=(--shapes tiny --reps 2)
     small_variants=(--variants o2o-shared o2o-modelwise m2o)
     dncnn_args=(--width 0.25 --size 40 --batch 4 --reps 1 "${small_variants[@]}")

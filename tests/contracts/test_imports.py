@@ -134,6 +134,6 @@ def test_the_command_line_parser_loads_no_heavy_package():
     assert loaded == "", f"building the parser imported {loaded}"
 
 
-if __name__ == "__main__":  # print the graph: python tests/test_imports.py [--modules]
+if __name__ == "__main__":  # print the graph: python tests/contracts/test_imports.py [--modules]
     full = import_graph()
     print(as_text(full if "--modules" in sys.argv else layer_graph(full)))

@@ -32,10 +32,11 @@ from indexnas.search.study import run_search
 from indexnas.surgery import analyze, insert_indexnet
 from indexnas.surgery.loading import load_model
 from indexnas.tasks.problem import TaskProblem
+from paths import ASSETS, REPO
 
-CONSOLE = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "indexnas"
+CONSOLE = REPO / ".venv" / "bin" / "indexnas"
 
-WIDENING = Path(__file__).resolve().parent / "assets" / "widening.py"
+WIDENING = ASSETS / "widening.py"
 
 MODELS = '''
 import torch

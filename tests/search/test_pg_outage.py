@@ -19,8 +19,8 @@ from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import LOST_WORKER, open_storage, storage_faults
 from indexnas.search.study import run_search
 from indexnas.tasks.problem import TaskProblem
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CLI = "import sys; from indexnas.cli import main; sys.exit(main(sys.argv[1:]))"
 URL = "postgresql://bob:my pw@db:5432/studies"
 

@@ -20,6 +20,7 @@ from indexnas.tasks.definitions import get_task
 from indexnas.tasks.train import TrainConfig, evaluate
 from indexnas.zoo.checkpoint import read_checkpoint
 from indexnas.tasks.problem import TaskProblem
+from paths import TESTS
 
 # Scores a loaded model exactly as the study scored the trial (same data, batch size, CPU).
 SCORE = """
@@ -98,6 +99,6 @@ def test_export_to_onnx_and_torch_export_and_load_in_a_fresh_process_bit_exact(s
     best = max((t for t in study.best_trials if t.user_attrs.get("checkpoint")), key=lambda t: t.values[0])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", SCORE, str(out), json.dumps(settings.to_dict())], env=env,
-                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent)
+                          capture_output=True, text=True, timeout=300, cwd=TESTS)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == best.user_attrs["metrics"]  # bit for bit: same scores

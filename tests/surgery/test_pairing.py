@@ -18,8 +18,9 @@ from indexnas.errors import UserError
 from indexnas.surgery import analyze, find_pairs
 from indexnas.surgery.loading import load_model
 from indexnas.surgery.pairs import PairReport
+from paths import TESTS
 
-HERE = Path(__file__).parent
+HERE = TESTS
 
 
 def report_of(model: torch.nn.Module, size: int) -> PairReport:

@@ -14,8 +14,9 @@ from indexnas.search.halving import (PRUNED_AT_ATTR, RUNGS_ATTR, RungRecord, Run
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import next_step, run_search
 from indexnas.tasks.problem import TaskProblem
+from paths import ASSETS
 
-MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
+MODEL = f"{ASSETS / 'two_stage_denoiser.py'}:build"
 METRIC_PARAMS = ("maximize", "minimize")  # (psnr at the rung, parameters added)
 
 

@@ -14,8 +14,9 @@ from indexnas.search.settings import SearchSettings
 from indexnas.surgery.loading import load_model, parse_model_args
 from indexnas.surgery.rewrite import insert_indexnet
 from indexnas.tasks.problem import TaskProblem
+from paths import ASSETS
 
-SEGMENTER = f"{Path(__file__).parent / 'assets' / 'tiny_segmenter.py'}:build"
+SEGMENTER = f"{ASSETS / 'tiny_segmenter.py'}:build"
 SEGMENT_CLASSES = 6  # the built-in offline segmentation data
 
 

@@ -19,8 +19,9 @@ from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import LOST_WORKER, open_storage
 from indexnas.search.study import open_study, prepare, work
 from indexnas.tasks.problem import TaskProblem
+from paths import REPO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 import bench_kill  # noqa: E402
 
 EXPECTED = {"requested": 3, "completed": 3, "failed": 1, "retried": 1, "duplicated": 0, "problems": []}

@@ -17,8 +17,9 @@ from indexnas.surgery import recipe as recipes
 from indexnas.surgery.loading import load_model
 from indexnas.tasks.problem import TaskProblem
 from index_params import model_delta
+from paths import ASSETS
 
-MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
+MODEL = f"{ASSETS / 'two_stage_denoiser.py'}:build"
 PAIRS = {"pool1", "pool2"}
 
 

@@ -19,8 +19,9 @@ from indexnas.search.settings import SearchSettings
 from indexnas.search.study import run_search
 from indexnas.search.summary import print_summary
 from indexnas.tasks.problem import TaskProblem
+from paths import ASSETS
 
-MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
+MODEL = f"{ASSETS / 'two_stage_denoiser.py'}:build"
 K = 2
 
 

@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 STEPS = ["pytest-gpu", "ops", "models-dncnn_segnet", "models-segnet", "search"]
 
 

@@ -16,8 +16,9 @@ from indexnas.search.canonical import canonical_choices, configuration_key
 from indexnas.search.space import SearchSpace
 from indexnas.surgery.loading import load_model
 from indexnas.tasks.problem import TaskProblem
+from paths import ASSETS
 
-MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
+MODEL = f"{ASSETS / 'two_stage_denoiser.py'}:build"
 
 
 @pytest.fixture(scope="module")

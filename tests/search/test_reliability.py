@@ -27,8 +27,8 @@ from indexnas.search.storage import HEARTBEAT_ATTR, LOST_WORKER, mask_text, mask
 from indexnas.search.study import counts, next_step, run_search
 from indexnas.search.space import SearchSpace
 from indexnas.tasks.problem import TaskProblem
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 class Faulty(nn.Module):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from indexnas.cli import main
+from paths import ASSETS
 
 FACTORY = '''
 import torch
@@ -49,7 +50,7 @@ def test_table_of_a_factory_with_its_own_example_refuses_an_explicit_size(factor
     assert "--size does not apply" in capsys.readouterr().err
 
 
-WIDENING = Path(__file__).resolve().parent / "assets" / "widening.py"
+WIDENING = ASSETS / "widening.py"
 
 
 def _error(capsys, argv: list[str]) -> str:

@@ -21,8 +21,8 @@ from indexnas.search.storage import open_storage, retry_stale_trial
 from indexnas.search.study import open_study, prepare, work
 from indexnas.search.workers import INTERRUPTED, Interrupted, interruptible, pop_in_place, requeue_when_interrupted
 from indexnas.tasks.problem import TaskProblem
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CLI = "import sys; from indexnas.cli import main; sys.exit(main(sys.argv[1:]))"
 X = optuna.distributions.CategoricalDistribution(["host", "a", "b", "c"])
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")

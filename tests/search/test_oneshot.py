@@ -16,8 +16,9 @@ from indexnas.search import oneshot
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import run_search
 from indexnas.tasks.problem import TaskProblem
+from paths import ASSETS, REPO
 
-MODEL = f"{Path(__file__).parent / 'assets' / 'two_stage_denoiser.py'}:build"
+MODEL = f"{ASSETS / 'two_stage_denoiser.py'}:build"
 
 
 def tiny(tmp_path: Path, **overrides) -> SearchSettings:
@@ -136,7 +137,7 @@ def test_the_command_line_takes_the_strategy_and_bad_values_are_clear_errors(tmp
 def test_the_ranking_benchmark_runs_in_its_quick_form(tmp_path):
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(REPO / "benchmarks"))
     import bench_oneshot
 
     markdown = tmp_path / "oneshot.md"
