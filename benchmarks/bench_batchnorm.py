@@ -32,7 +32,7 @@ from torch import nn
 from indexnas.search.cli import DEMO
 from indexnas.search.scoring import trial_seed
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import budget, prepare
+from indexnas.search.context import budget, prepare
 from indexnas.tasks.train import TrainConfig, evaluate_items, fit, recalibrate_batchnorm, train_and_evaluate
 from indexnas.spec import IndexSpec
 from indexnas.tasks.problem import TaskProblem

@@ -4,7 +4,7 @@ Before any pruning (successive halving, Hyperband) is trusted, this measures, on
 (`indexnas.search.cli.DEMO`: dncnn_segnet at width 0.25, built-in data), the rank correlation between a trial's
 score after 1/4 and 1/2 of its budget and after the whole budget, over the untouched host and the paper's 15
 uniform configurations. Every configuration fine-tunes the one warm-started host exactly as a study trial does
-(`indexnas.search.study.prepare`, trial seed `search.scoring.trial_seed`, BatchNorm recalibrated before every
+(`indexnas.search.context.prepare`, trial seed `search.scoring.trial_seed`, BatchNorm recalibrated before every
 score) and is scored at the intermediate steps on a copy (`TrainConfig.eval_at`), so its run is the same as
 without them. Figures: Spearman's rho and Kendall's tau (with their p-values) on the 240 crops and on the whole
 photographs, the leader at each fidelity, and whether halving at that fidelity (keeping the better half)
@@ -35,7 +35,7 @@ from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search.cli import DEMO
 from indexnas.search.scoring import trial_seed
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import SearchContext, budget, prepare
+from indexnas.search.context import SearchContext, budget, prepare
 from indexnas.tasks.train import evaluate_items, recalibrate_batchnorm, resolve_device, train_and_evaluate
 from indexnas.tasks.problem import TaskProblem
 

@@ -28,12 +28,13 @@ sys.path.insert(0, str(REPO / "tests"))  # the throw-away PostgreSQL server and 
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from indexnas.search.storage import LOST_WORKER, open_storage  # noqa: E402
+from indexnas.search.heartbeat import LOST_WORKER  # noqa: E402
+from indexnas.search.storage import open_storage  # noqa: E402
 
 TRIALS = 3
 PASSWORD = "bench kill pw"
 WORKER = ("import json, sys, torch; torch.set_num_threads(1); from indexnas.search.settings import SearchSettings; "
-          "from indexnas.search.study import run_search; from indexnas.tasks.problem import TaskProblem; "
+          "from indexnas.search.run import run_search; from indexnas.tasks.problem import TaskProblem; "
           "run_search(SearchSettings(**json.loads(sys.argv[1])), TaskProblem)")
 
 

@@ -34,7 +34,7 @@ from indexnas.search.canonical import configuration_key
 from indexnas.search.cli import DEMO
 from indexnas.search.scoring import trial_seed
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import SearchContext, budget, prepare, train_and_score
+from indexnas.search.context import SearchContext, budget, prepare, train_and_score
 from indexnas.seeding import seed_everything
 from indexnas.surgery.supernet import Supernet
 from indexnas.tasks.problem import TaskProblem

@@ -1,7 +1,7 @@
 """The Python ways in: `search` over your model and callables, `suggest` in your own Optuna objective,
 `load` a searched trial as a ready model, `apply` a recipe (or a trial's) to a model you retrain.
 
-All four use the machinery the CLI uses (search.study, search.space, surgery.recipe), not copies of it.
+All four use the machinery the CLI uses (search.run, search.space, surgery.recipe), not copies of it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn
     """
     from indexnas.search.problem import CallableProblem, fingerprint
     from indexnas.search.settings import SearchSettings
-    from indexnas.search.study import run_search
+    from indexnas.search.run import run_search
 
     problem = CallableProblem(model, example_input, train, evaluate, directions, label=name)
     study_name = study or f"custom-{problem.label}-{mode}"

@@ -17,7 +17,8 @@ import optuna
 
 from indexnas.atomic import atomic_write_bytes
 from indexnas.errors import UserError
-from indexnas.search.storage import locate_storage, mask_url, open_storage
+from indexnas.search.storage import open_storage
+from indexnas.search.storage_urls import locate_storage, mask_url
 
 RESULTS_FORMAT = "indexnas-results/1"  # the "format" field of a results file
 

@@ -131,7 +131,8 @@ def run_export_command(args: argparse.Namespace) -> int:
     import optuna
 
     from indexnas.search.export import export_trial, pick_trial
-    from indexnas.search.storage import locate_storage, mask_url, open_storage
+    from indexnas.search.storage import open_storage
+    from indexnas.search.storage_urls import locate_storage, mask_url
 
     journal = locate_storage(args.storage).journal
     if journal is not None and not journal.is_file():  # reading must not create an empty journal
@@ -178,7 +179,7 @@ def _run(settings: SearchSettings, report: bool) -> int:
     from optuna.trial import TrialState
 
     from indexnas.search.storage import storage_faults
-    from indexnas.search.study import run_search
+    from indexnas.search.run import run_search
     from indexnas.search.summary import print_summary
     from indexnas.search.workers import interruptible
     from indexnas.tasks.problem import TaskProblem

@@ -1,7 +1,7 @@
 """A searched trial back as a model: `rebuild` (behind `indexnas.load`) and `indexnas export` (a study's
 trial as a self-describing model file, optionally also ONNX / torch.export).
 
-The search keeps the weights of Pareto-optimal trials as self-describing checkpoints (search/study.py
+The search keeps the weights of Pareto-optimal trials as self-describing checkpoints (search/checkpoints.py
 `checkpoint`); exporting picks one (a trial number, or the best by a metric), checks that it rebuilds
 (`indexnas.load`), and writes it where the user wants it, plus the optional ONNX and torch.export files.
 """
@@ -27,7 +27,7 @@ def rebuild(path: str | os.PathLike, model: nn.Module | None = None,
     A checkpoint whose model comes from ``path/to/file.py:factory`` is rebuilt by executing that file;
     ``allow_code=False`` refuses that instead (a report must not run a file a results.json points to).
     """
-    from indexnas.search.study import CHECKPOINT_FORMAT
+    from indexnas.search.checkpoints import CHECKPOINT_FORMAT
     from indexnas.surgery.loading import WEIGHT_ARGS, is_model_file, load_model
     from indexnas.surgery.recipe import replay
     from indexnas.zoo.checkpoint import load_state, read_checkpoint

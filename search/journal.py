@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from optuna.storages.journal import JournalFileBackend
-from optuna.storages.journal._file import BaseJournalFileLock, get_lock_file
 
 from indexnas.errors import UserError
+from indexnas.search.optuna_private import BaseJournalFileLock, get_lock_file
 
 log = logging.getLogger("indexnas.search")
 

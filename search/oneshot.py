@@ -6,7 +6,7 @@ shared weights after BatchNorm recalibration (`Problem.path_scorer`): the host, 
 (unless `paper_grid` is off), and `oneshot_candidates` more proposed by an in-memory multi-objective TPE
 study over (supernet score, parameters added); the whole space (~13,000 configurations on the demo host)
 at seconds a score is out of reach on a CPU. The Pareto set under that score is enqueued into the real study as
-ordinary trials (user attributes ``oneshot_score``, and ``uniform`` for a grid row) for `study.work` to
+ordinary trials (user attributes ``oneshot_score``, and ``uniform`` for a grid row) for `schedule.work` to
 train stand-alone, so caching, checkpoints and reports work unchanged. What the supernet cost and every
 score are stored as the study attribute ``indexnas:oneshot``; its weights as ``supernet.pt`` under --out, so
 a resumed study neither retrains nor rescores.
@@ -30,7 +30,8 @@ from indexnas.search import pair_space
 from indexnas.search.canonical import configuration_key
 from indexnas.search.problem import Budget, MetricNotFinite
 from indexnas.search.settings import SearchSettings
-from indexnas.search.storage import study_lock
+from indexnas.search.locks import study_lock
+from indexnas.search.optuna_private import storage_of
 
 if TYPE_CHECKING:
     from indexnas.surgery.supernet import Supernet
@@ -46,7 +47,7 @@ def enqueue_front(study: optuna.Study, context: Any) -> None:
     """Train or load the supernet and score (unless the study stores its scores), enqueue the front under
     that score, and bound ``context.settings.trials`` (in place: the caller's settings) by the front's size.
     The scoring runs under the study lock, so two machines starting one study train one supernet."""
-    with study_lock(study._storage, study.study_name):  # another process starting the same study waits, then reads
+    with study_lock(storage_of(study), study.study_name):  # another process starting the same study waits, then reads
         stored = study.user_attrs.get(ATTR)
         if stored is None:
             stored = score_space(context)
@@ -161,7 +162,7 @@ def search_candidates(scorer: _Scorer, spaces: list[pair_space.PairSpace], setti
 def trained_supernet(context: Any) -> tuple[Supernet, dict[str, Any]]:
     """The supernet trained from the warm host (or its saved weights from an interrupted run) and its cost."""
     from indexnas.seeding import seed_everything
-    from indexnas.search.weights import load_warm_host, save_or_stop
+    from indexnas.search.checkpoints import load_warm_host, save_or_stop
     from indexnas.surgery.supernet import Supernet
 
     settings, problem = context.settings, context.problem

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from indexnas.errors import UserError
 from indexnas.search.settings import SearchSettings
-from indexnas.search.storage import locate_storage
+from indexnas.search.storage_urls import locate_storage
 
 MAX_SEED = 2**31 - 1  # samplers seed numpy with seed + worker offset, which must stay below 2**32
 

@@ -1,6 +1,6 @@
 """What a study searches on: a host model, how to train a trial's model for a budget, how to score it.
 
-The study (search/study.py) sees only this interface. `TaskProblem` (tasks/problem.py) is the CLI's: one of the four
+The search (search/run.py) sees only this interface. `TaskProblem` (tasks/problem.py) is the CLI's: one of the four
 built-in tasks on its offline data or a dataset folder; `CallableProblem` is `indexnas.search`'s: the
 user's model object with their own ``train(model, budget)`` and ``evaluate(model) -> {metric: value}``.
 """

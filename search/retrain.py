@@ -27,11 +27,12 @@ from indexnas.errors import describe
 from indexnas.search.cache import DUPLICATE_ATTR
 from indexnas.search.problem import Problem
 from indexnas.search.settings import SearchSettings
-from indexnas.search.storage import StudyLock, study_lock
+from indexnas.search.locks import StudyLock, study_lock
+from indexnas.search.optuna_private import storage_of
 
 
 class Retrainable(Protocol):
-    """What retraining needs of a search (search.study.SearchContext): its settings, its problem's metrics,
+    """What retraining needs of a search (search.context.SearchContext): its settings, its problem's metrics,
     and a configuration fine-tuned from the warm host as a trial is."""
 
     settings: SearchSettings
@@ -97,7 +98,7 @@ def retrain_front(study: optuna.Study, context: Retrainable, lock: StudyLock | N
     extra = context.settings.retrain_seeds
     if extra == 0:
         return
-    with lock or study_lock(study._storage, study.study_name):
+    with lock or study_lock(storage_of(study), study.study_name):
         front = front_trials(study)
         missing = sum(_missing(study, t, context, extra) != [] for t in front)
         if missing:

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from indexnas.errors import UserError
+from indexnas.search.samplers import REGISTRY as SAMPLER_REGISTRY
 
-SAMPLERS = ("tpe", "nsga2", "random", "frontier")  # frontier: search/frontier.py (cost-aware, model-based)
+SAMPLERS = tuple(SAMPLER_REGISTRY)  # search/samplers.py: each one and why it is offered
 PRUNERS = ("off", "halving")  # search.halving: "halving" is asynchronous successive halving at --rungs
 DEFAULT_HEARTBEAT_S = 10.0  # a running trial's worker records a heartbeat this often
 DEFAULT_GRACE_S = 60.0  # a trial without a heartbeat for this long is failed and queued again

@@ -15,7 +15,7 @@ from indexnas.search.halving import PRUNED_AT_ATTR
 from indexnas.search import retrain
 from indexnas.search.retrain import RETRAIN_ATTR
 from indexnas.search.settings import SearchSettings
-from indexnas.search.storage import mask_url
+from indexnas.search.storage_urls import mask_url
 
 
 def trial_dicts(study: optuna.Study) -> list[dict[str, Any]]:

@@ -20,8 +20,9 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
+from indexnas.search.optuna_private import pop_waiting_in_order, storage_of, trial_id_of
 from indexnas.search.storage import retry_stale_trial, storage_faults
 
 log = logging.getLogger("indexnas.search")
@@ -64,7 +65,7 @@ def requeue_when_interrupted(objective: Callable[[optuna.Trial], Any]) -> Callab
         except KeyboardInterrupt as stop:
             reason = str(stop) or "stopped by SIGINT"
             message = f"{reason} while it ran; queued again, and run first when the search resumes"
-            frozen = copy.deepcopy(trial.study._storage.get_trial(trial._trial_id))
+            frozen = copy.deepcopy(storage_of(trial.study).get_trial(trial_id_of(trial)))
             retry_stale_trial(trial.study, frozen)
             try:
                 trial.set_user_attr("failure", {"kind": INTERRUPTED, "message": message})
@@ -83,23 +84,9 @@ def queue_position(trial: FrozenTrial) -> int:
 
 
 def pop_in_place(study: optuna.Study) -> None:
-    """Make the study start waiting trials in queue order (`queue_position`) rather than by trial number.
-
-    Replaces Optuna's ``Study._pop_waiting_trial_id`` on this study object only (Optuna 5 takes the
-    lowest trial number, which puts every retry behind the whole paper grid).
-    """
-
-    def pop(self: optuna.Study) -> int | None:
-        waiting = self._storage.get_all_trials(self._study_id, deepcopy=False, states=(TrialState.WAITING,))
-        for trial in sorted(waiting, key=lambda t: (queue_position(t), t.number)):
-            try:  # another worker may take it first: then try the next
-                if self._storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):
-                    return trial._trial_id
-            except UpdateFinishedTrialError:
-                continue
-        return None
-
-    study._pop_waiting_trial_id = types.MethodType(pop, study)  # type: ignore[method-assign]
+    """Make the study start waiting trials in queue order (`queue_position`) rather than by trial number
+    (Optuna 5 takes the lowest trial number, which puts every retry behind the whole paper grid)."""
+    pop_waiting_in_order(study, key=lambda trial: (queue_position(trial), trial.number))
 
 
 def run_workers(target: Callable[..., None], settings: dict[str, Any], count: int, *extra: Any) -> None:

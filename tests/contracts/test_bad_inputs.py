@@ -28,7 +28,7 @@ from indexnas.reports.trained import trained_index_maps
 from indexnas.tasks.data import folder_dataset
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
-from indexnas.search.study import run_search
+from indexnas.search.run import run_search
 from indexnas.surgery import analyze, insert_indexnet
 from indexnas.surgery.loading import load_model
 from indexnas.tasks.problem import TaskProblem

@@ -9,7 +9,7 @@ import torch
 
 from indexnas.cli import main
 from indexnas.errors import UserError
-from indexnas.search.study import run_search
+from indexnas.search.run import run_search
 from indexnas.search.settings import SearchSettings
 from indexnas.surgery.loading import load_model, parse_model_args
 from indexnas.surgery.rewrite import insert_indexnet

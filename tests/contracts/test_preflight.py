@@ -15,7 +15,7 @@ import indexnas.tasks.preflight as preflight
 from indexnas.errors import UserError
 from indexnas.tasks.data.dataset import SampleDataset
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import run_search
+from indexnas.search.run import run_search
 from indexnas.tasks.definitions import get_task
 from indexnas.tasks.problem import TaskProblem
 

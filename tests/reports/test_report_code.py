@@ -13,7 +13,7 @@ from indexnas.cli import main
 from indexnas.reports import results_from_study, save_results
 from indexnas.reports.frame import trials_frame
 from indexnas.reports.trained import trained_index_maps
-from indexnas.search.study import CHECKPOINT_FORMAT
+from indexnas.search.checkpoints import CHECKPOINT_FORMAT
 
 PAIRS = ("enc1.pool", "enc2.pool")
 

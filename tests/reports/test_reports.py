@@ -496,7 +496,7 @@ def test_report_rebuilds_the_best_kept_trial_and_draws_its_index_maps(tmp_path):
     from indexnas.reports.trained import trained_index_maps
     from indexnas.tasks.problem import TaskProblem
     from indexnas.search.settings import SearchSettings
-    from indexnas.search.study import checkpoint as trial_checkpoint
+    from indexnas.search.checkpoints import checkpoint as trial_checkpoint
     from indexnas.search.space import SearchSpace
     from indexnas.tasks.definitions import get_task
 

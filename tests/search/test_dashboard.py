@@ -15,7 +15,7 @@ import torch
 from conftest import tiny_settings
 
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import run_search
+from indexnas.search.run import run_search
 from indexnas.tasks.problem import TaskProblem
 
 # the console script beside this Python's (a virtual environment's bin/), else on PATH

@@ -15,7 +15,7 @@ from indexnas.cli import main
 from indexnas.errors import UserError
 from indexnas.tasks.problem import build_datasets
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import run_search
+from indexnas.search.run import run_search
 from indexnas.tasks.definitions import get_task
 from indexnas.tasks.train import TrainConfig, evaluate
 from indexnas.zoo.checkpoint import read_checkpoint

@@ -18,7 +18,7 @@ from indexnas.search.frontier import (
     AdditiveModel, FrontierSampler, candidates, hypervolume_gain, neighbours, space_size,
 )
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import run_search
+from indexnas.search.run import run_search
 from indexnas.search.space import SearchSpace
 from indexnas.spec import KEEP
 from indexnas.tasks.problem import TaskProblem

@@ -17,7 +17,7 @@ from indexnas.errors import UserError
 from indexnas.search.journal import complete_length
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
-from indexnas.search.study import run_search
+from indexnas.search.run import run_search
 from indexnas.tasks.problem import TaskProblem
 
 
@@ -94,7 +94,7 @@ def test_a_journal_on_a_full_disk_fails_in_one_line_and_resumes_after_space_is_f
 
 @pytest.mark.parametrize("what", ["the warm host", "the checkpoint"])
 def test_weights_that_cannot_be_written_stop_the_search_in_one_error(tmp_path, monkeypatch, what):
-    import indexnas.search.weights as weights_module
+    import indexnas.search.checkpoints as weights_module
 
     failing = "host.pt" if what == "the warm host" else "trial-"  # the file whose write meets a full disk
 

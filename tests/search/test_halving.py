@@ -12,7 +12,8 @@ from indexnas.search.halving import (PRUNED_AT_ATTR, RUNGS_ATTR, RungRecord, Run
                                       non_domination_ranks, parse_rungs, pruned_original, rung_pruned,
                                       rung_steps)
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import next_step, run_search
+from indexnas.search.run import run_search
+from indexnas.search.schedule import next_step
 from indexnas.tasks.problem import TaskProblem
 from paths import ASSETS
 

@@ -16,8 +16,12 @@ from conftest import PG_PASSWORD, tiny_settings
 from optuna.trial import TrialState
 
 from indexnas.search.settings import SearchSettings
-from indexnas.search.storage import LOST_WORKER, open_storage
-from indexnas.search.study import open_study, prepare, work
+from indexnas.search.context import prepare
+from indexnas.search.heartbeat import LOST_WORKER
+from indexnas.search.optuna_private import storage_of, trial_id_of
+from indexnas.search.schedule import work
+from indexnas.search.storage import open_storage
+from indexnas.search.study import open_study
 from indexnas.tasks.problem import TaskProblem
 from paths import REPO
 
@@ -35,7 +39,7 @@ def test_a_dead_workers_trial_is_failed_as_lost_and_run_again_in_its_place(tmp_p
     study = open_study(open_storage(settings.storage, 0.2, 1.0), settings, context)  # the paper grid, host first
     dead = study.ask()  # another worker takes the host's trial, and dies
     dead.set_user_attr("worker", "node7-4242")
-    study._storage.record_heartbeat(dead._trial_id)
+    storage_of(study).record_heartbeat(trial_id_of(dead))
     work(study, context)
     trials = study.get_trials()
     host = trials[0]

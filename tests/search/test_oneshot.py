@@ -14,7 +14,7 @@ from indexnas.errors import UserError
 from indexnas.reports.pareto import pareto_mask
 from indexnas.search import oneshot
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import run_search
+from indexnas.search.run import run_search
 from indexnas.tasks.problem import TaskProblem
 from paths import ASSETS, REPO
 

@@ -16,8 +16,9 @@ from optuna.trial import TrialState
 
 from indexnas.errors import UserError
 from indexnas.search.settings import SearchSettings
-from indexnas.search.storage import LOST_WORKER, open_storage, storage_faults
-from indexnas.search.study import run_search
+from indexnas.search.heartbeat import LOST_WORKER
+from indexnas.search.run import run_search
+from indexnas.search.storage import open_storage, storage_faults
 from indexnas.tasks.problem import TaskProblem
 from paths import REPO
 

@@ -23,8 +23,13 @@ from indexnas.atomic import atomic_save
 from indexnas.cli import main
 from indexnas.reports import write_report
 from indexnas.search.settings import SearchSettings
-from indexnas.search.storage import HEARTBEAT_ATTR, LOST_WORKER, mask_text, mask_url, open_storage, study_lock
-from indexnas.search.study import counts, next_step, run_search
+from indexnas.search.heartbeat import HEARTBEAT_ATTR, LOST_WORKER
+from indexnas.search.locks import study_lock
+from indexnas.search.optuna_private import storage_of, study_id_of, trial_id_of
+from indexnas.search.run import run_search
+from indexnas.search.schedule import counts, next_step
+from indexnas.search.storage import open_storage
+from indexnas.search.storage_urls import mask_text, mask_url
 from indexnas.search.space import SearchSpace
 from indexnas.tasks.problem import TaskProblem
 from paths import REPO
@@ -118,7 +123,7 @@ def test_a_stale_trial_is_failed_as_lost_and_queued_again_clean(tmp_path):
     study.enqueue_trial({"x": 1.0}, user_attrs={"uniform": "m2o"})
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
     trial.set_user_attr("worker", "node7-4242")
-    storage.record_heartbeat(trial._trial_id)
+    storage.record_heartbeat(trial_id_of(trial))
     time.sleep(0.3)  # no heartbeat since: the worker died
     with pytest.warns(optuna.exceptions.ExperimentalWarning):
         optuna.storages.fail_stale_trials(study)
@@ -130,10 +135,10 @@ def test_a_stale_trial_is_failed_as_lost_and_queued_again_clean(tmp_path):
     assert "failure" not in retry.user_attrs and HEARTBEAT_ATTR not in retry.system_attrs
     started = study.ask()  # the retry, popped now: its old heartbeat must not make it stale at once
     assert started.number == retry.number
-    assert storage._get_stale_trial_ids(study._study_id) == []
+    assert storage._get_stale_trial_ids(study_id_of(study)) == []
 
 
-HOLD = ("import sys, time; from indexnas.search.storage import open_storage, study_lock; "
+HOLD = ("import sys, time; from indexnas.search.storage import open_storage; from indexnas.search.locks import study_lock; "
         "lock = study_lock(open_storage(sys.argv[1]), 'held'); lock.acquire(); print('held', flush=True); time.sleep(600)")
 
 
@@ -228,7 +233,7 @@ def test_a_study_takes_the_lock_its_storage_offers(backend, kind, tmp_path, requ
         or request.getfixturevalue("postgres_url")
     name = f"locked-{backend}-{os.getpid()}"
     study = optuna.create_study(storage=open_storage(url), study_name=name)  # Optuna wraps RDB storages in a cache
-    assert study_lock(study._storage, name).kind == kind
+    assert study_lock(storage_of(study), name).kind == kind
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
@@ -243,7 +248,7 @@ def test_two_workers_racing_for_the_last_slot_never_exceed_the_count(postgres_ur
         def claim(storage) -> None:  # what `work` does to start a trial, with a slow moment inside
             mine = optuna.load_study(study_name=name, storage=storage)
             barrier.wait()
-            with study_lock(mine._storage, name):
+            with study_lock(storage_of(mine), name):
                 if next_step(counts(mine), 2) == "start":
                     time.sleep(0.05)  # without the lock, the other worker sees the slot free meanwhile
                     mine.ask()

@@ -16,7 +16,7 @@ from indexnas.reports.html import beyond_spread
 from indexnas.reports.source import results_from_study
 from indexnas.search.retrain import PREFIX, attach, front_trials, retrain_seed
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import run_search
+from indexnas.search.run import run_search
 from indexnas.search.summary import print_summary
 from indexnas.tasks.problem import TaskProblem
 from paths import ASSETS

@@ -11,7 +11,8 @@ from optuna.trial import TrialState
 from indexnas.errors import UserError
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
-from indexnas.search.study import checkpoint_path, report_queue, run_search
+from indexnas.search.checkpoints import checkpoint_path
+from indexnas.search.run import report_queue, run_search
 from indexnas.search.summary import Progress
 from indexnas.surgery import recipe as recipes
 from indexnas.surgery.loading import load_model

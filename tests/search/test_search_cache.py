@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
-from indexnas.search.study import run_search
+from indexnas.search.run import run_search
 from indexnas.search.summary import print_summary
 from indexnas.tasks.problem import TaskProblem
 

@@ -113,7 +113,7 @@ def test_standard_errors_alone_and_paired():
 def test_a_study_takes_gflops_as_a_third_objective_on_request(tmp_path):
     from conftest import tiny_settings
     from indexnas.search.settings import SearchSettings
-    from indexnas.search.study import run_search
+    from indexnas.search.run import run_search
 
     with pytest.raises(UserError, match="objective"):
         SearchSettings(**tiny_settings(tmp_path, objectives="metric,latency"))

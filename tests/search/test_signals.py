@@ -18,7 +18,9 @@ from optuna.trial import TrialState
 
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage, retry_stale_trial
-from indexnas.search.study import open_study, prepare, work
+from indexnas.search.context import prepare
+from indexnas.search.schedule import work
+from indexnas.search.study import open_study
 from indexnas.search.workers import INTERRUPTED, Interrupted, interruptible, pop_in_place, requeue_when_interrupted
 from indexnas.tasks.problem import TaskProblem
 from paths import REPO
