@@ -2,7 +2,8 @@
 
 For each host (--hosts: the denoising demo host and a segmentation host) and each seed (--seeds), one
 warm host is trained and shared by every arm of that seed; each arm is a study run with `indexnas.search`'s
-own trial (`search.study.Objective`) until it has spent the grid's training compute:
+own `run_search` (its trial: `search.trial.TrialRun`), stopped by `ArmBudget` once it has spent the grid's
+training compute:
   grid          the untouched host + the paper's 15 uniform configurations (16 trainings: the budget C)
   tpe           the host, then TPE trials (Optuna's multi-objective TPE, with the study cache)
   tpe-halving   the same with successive halving at half the budget (`--prune halving`)
@@ -34,7 +35,6 @@ import logging
 import math
 import os
 import platform
-import shutil
 import sys
 import time
 import warnings
@@ -48,19 +48,19 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
-from indexnas.atomic import atomic_write_bytes
+from indexnas.atomic import atomic_save, atomic_write_bytes
 from indexnas.cost import PARAMS_REFERENCE_MARGIN, log_params
 from indexnas.reports.pareto import hypervolume_2d, pareto_mask
 from indexnas.search import pair_space
 from indexnas.search.cache import is_duplicate
 from indexnas.search.cli import DEMO
+from indexnas.search.context import SearchContext, prepare
+from indexnas.search.run import run_search
 from indexnas.search.settings import SearchSettings
-from indexnas.search.study import (
-    Objective, SearchContext, TrialFailure, make_sampler, open_study, prepare, settings_storage,
-)
-from indexnas.search.workers import pop_in_place
+from indexnas.search.study import open_study, settings_storage
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.tasks.problem import TaskProblem
+from indexnas.zoo.checkpoint import read_checkpoint
 
 GRID_TRIALS = 16  # the untouched host + the paper's 15 uniform configurations
 GRID_LABELS = {"host", *(str(spec) for spec in paper_variants())}
@@ -73,12 +73,16 @@ HOSTS: dict[str, dict[str, Any]] = {
                     patch=48, lr=2e-3),
 }
 # Each arm's settings on top of the host's; "grid" runs the enqueued grid only.
+# (`trials` is the count of completed trials run_search stops at: 16 by default; the sampler arms stop at their
+# compute instead (`ArmBudget`), so theirs is past TRIAL_CAP)
+TRIAL_CAP = 20 * GRID_TRIALS  # an arm stops past this many trials: a sampler stuck on over-budget or repeats
+UNCAPPED = dict(trials=TRIAL_CAP + 1)
 STRATEGIES: dict[str, dict[str, Any]] = {
     "grid": dict(paper_grid=True),
-    "tpe": dict(paper_grid=False, sampler="tpe"),
-    "tpe-halving": dict(paper_grid=False, sampler="tpe", prune="halving"),
-    "random": dict(paper_grid=False, sampler="random"),
-    "frontier": dict(paper_grid=False, sampler="frontier"),
+    "tpe": dict(paper_grid=False, sampler="tpe", **UNCAPPED),
+    "tpe-halving": dict(paper_grid=False, sampler="tpe", prune="halving", **UNCAPPED),
+    "random": dict(paper_grid=False, sampler="random", **UNCAPPED),
+    "frontier": dict(paper_grid=False, sampler="frontier", **UNCAPPED),
     # the supernet scores the host, the grid and 30 TPE candidates (the search's default is 100: at the ~5 s a
     # supernet score costs on a shared CPU core that alone would take ~10 min per seed)
     "oneshot": dict(paper_grid=True, sampler="tpe", strategy="oneshot", oneshot_candidates=30),
@@ -156,51 +160,69 @@ def arm_settings(base: SearchSettings, strategy: str) -> SearchSettings:
     if missing:
         raise SystemExit(f"strategy {strategy!r} needs settings this version lacks: {', '.join(missing)}")
     out = Path(base.out) / strategy
+    # retrain_seeds 0: the dominance check below retrains what it compares, not run_search's front retraining
     return dataclasses.replace(base, study=strategy, out=str(out), storage=str(out / "studies.log"),
-                               trials=GRID_TRIALS, **STRATEGIES[strategy])
+                               **{"trials": GRID_TRIALS, "retrain_seeds": 0, **STRATEGIES[strategy]})
 
 
 def run_arm(context: SearchContext, strategy: str, compute: int) -> None:
-    """Run (or resume) one strategy's study until it has spent ``compute`` training steps (the grid: its 16
-    trials); the study keeps everything the summary reads, the wall time included."""
+    """Run (or resume) one strategy's study through `run_search` until it has spent ``compute`` training steps
+    (the grid: its 16 trials; `ArmBudget`); the study keeps everything the summary reads, the wall time included."""
     settings = arm_settings(context.settings, strategy)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(Path(context.settings.out) / "host.pt", settings.out_dir / "host.pt")  # the seed's warm host
-    ctx = dataclasses.replace(context, settings=settings)
+    share_warm_host(context.settings, settings)
     start = time.perf_counter()
-    study = open_study(settings_storage(settings), settings, ctx)
-    with warnings.catch_warnings():  # experimental in Optuna
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # a trial left RUNNING by an interrupted run: queued again
-    pop_in_place(study)  # ... in the place of the trial it repeats
-    oneshot_arm = getattr(settings, "strategy", "trials") == "oneshot"
-    if not settings.paper_grid and not study.trials:  # the trial arms start from the untouched host, like the grid
-        keep = pair_space.params_for(pair_space.uniform(ctx.spaces, IndexSpec("keep")), ctx.spaces)
-        study.enqueue_trial(keep, user_attrs={"uniform": "host"})
-    if oneshot_arm:  # train + score the supernet (or read its stored scores), queue its front, bound the trials
-        from indexnas.search import oneshot
-
-        oneshot.enqueue_front(study, ctx)
-    study.sampler = make_sampler(settings, space=ctx.space)
-    objective = Objective(ctx)
-    while True:
-        run = load_arm(settings, strategy)
-        spent = run.spent()[-1] if run.trials else run.up_front_steps
-        done = sum(t.state == TrialState.COMPLETE for t in run.trials)
-        if (strategy == "grid" and done >= GRID_TRIALS) or (strategy != "grid" and spent >= compute):
-            break
-        if oneshot_arm and done >= ctx.settings.trials:  # its whole front is trained: the strategy is done
-            break
-        if len(run.trials) > 20 * GRID_TRIALS:  # a sampler stuck on over-budget or repeated configurations
-            break
-        study.optimize(objective, n_trials=1, catch=(TrialFailure,), gc_after_trial=False,
-                       callbacks=[lambda _study, trial: _print_trial(settings.task, strategy, settings.seed, trial)])
+    if not settings.paper_grid:  # the trial arms start from the untouched host, like the grid
+        ctx = dataclasses.replace(context, settings=settings)
+        study = open_study(settings_storage(settings), settings, ctx)
+        if not study.trials:
+            keep = pair_space.params_for(pair_space.uniform(ctx.spaces, IndexSpec("keep")), ctx.spaces)
+            study.enqueue_trial(keep, user_attrs={"uniform": "host"})
+    study = run_search(settings, TaskProblem, stop=ArmBudget(settings, strategy, compute))
     study.set_user_attr(WALL_ATTR, study.user_attrs.get(WALL_ATTR, 0.0) + time.perf_counter() - start)
 
 
+def share_warm_host(base: SearchSettings, settings: SearchSettings) -> None:
+    """The seed's warm host as one arm's: the same weights and summary, under the arm's settings, since a search
+    loads a warm host only with the settings it was trained under (the oneshot arm's strategy differs)."""
+    saved = read_checkpoint(base.out_dir / "host.pt")
+    atomic_save({**saved, "identity": settings.identity()}, settings.out_dir / "host.pt")
+
+
+@dataclasses.dataclass
+class ArmBudget:
+    """One arm's stop condition for `run_search`, asked between trials: the grid stops after its 16 trials, any
+    other arm once it has spent ``compute`` training steps, every arm past TRIAL_CAP trials (a sampler stuck on
+    over-budget or repeated configurations). It prints each trial that finished since it was last asked."""
+
+    settings: SearchSettings
+    strategy: str
+    compute: int
+    printed: set[int] | None = None  # trial numbers printed (a resumed arm's earlier trials: by their run)
+
+    def __call__(self, study: optuna.Study) -> bool:
+        run = arm_run(study, self.settings, self.strategy)
+        finished = [t for t in run.trials if t.state.is_finished()]
+        if self.printed is None:
+            self.printed = {t.number for t in finished}
+        for trial in finished:
+            if trial.number not in self.printed:
+                _print_trial(self.settings.task, self.strategy, self.settings.seed, trial)
+                self.printed.add(trial.number)
+        if len(run.trials) > TRIAL_CAP:
+            return True
+        if self.strategy == "grid":
+            return sum(t.state == TrialState.COMPLETE for t in run.trials) >= GRID_TRIALS
+        return (run.spent()[-1] if run.trials else run.up_front_steps) >= self.compute
+
+
 def load_arm(settings: SearchSettings, strategy: str) -> ArmRun:
-    """One arm's stored study as an ArmRun (its trials in order, the supernet's steps, its wall time)."""
-    study = optuna.load_study(study_name=strategy, storage=settings_storage(settings))
+    """One arm's stored study as an ArmRun."""
+    return arm_run(optuna.load_study(study_name=strategy, storage=settings_storage(settings)), settings, strategy)
+
+
+def arm_run(study: optuna.Study, settings: SearchSettings, strategy: str) -> ArmRun:
+    """One arm's study as an ArmRun (its trials in order, the supernet's steps, its wall time)."""
     attrs = study.user_attrs.get("indexnas", {})
     up_front = int(study.user_attrs.get(ONESHOT_ATTR, {}).get("steps", 0))
     return ArmRun(settings.task, strategy, settings.seed, study.get_trials(deepcopy=False), up_front,

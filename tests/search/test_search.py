@@ -142,3 +142,18 @@ def test_a_trial_count_below_the_grid_says_how_many_grid_configurations_stay_que
     with caplog.at_level(logging.INFO, logger="indexnas.search"):
         report_queue(study, wanted=4)
     assert "12 of the paper grid's queued configurations remain queued" in caplog.text
+
+
+def test_a_stop_condition_ends_the_run_between_trials(tmp_path):
+    asked = []
+
+    def two_finished(study: optuna.Study) -> bool:
+        finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+        asked.append(finished)
+        return finished >= 2
+
+    study = run_search(tiny(tmp_path, trials=6), TaskProblem, stop=two_finished)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 2 and TrialState.RUNNING not in states  # of 6 requested
+    assert asked == [0, 1, 2]  # asked before each trial would start, and not again once it said stop
+    assert len(states) > 2 and states.count(TrialState.WAITING) == len(states) - 2  # the grid's rest stays queued
