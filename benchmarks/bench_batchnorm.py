@@ -1,6 +1,6 @@
 """Which BatchNorm fix holds for every configuration: a final training phase on large crops against the stopgap.
 
-On the demo's denoising search (`indexnas.search.cli.DEMO`), each case (a paper configuration and a trial
+On the demo's denoising search (`indexnas.search.demo.DEMO`), each case (a paper configuration and a trial
 number, whose seed is `search.scoring.trial_seed(0, number)`) is fine-tuned from the warm host twice:
   patches      every step on the 40x40 training patches (`final_phase=0`)
   final phase  the last 25% of the steps on the training set's 128x128 `recalibration` crops (the default)
@@ -29,7 +29,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from indexnas.search.cli import DEMO
+from indexnas.search.demo import DEMO
 from indexnas.search.scoring import trial_seed
 from indexnas.search.settings import SearchSettings
 from indexnas.search.context import budget, prepare

@@ -1,7 +1,7 @@
 """Multi-fidelity check: do early scores rank configurations as their final scores do?
 
 Before any pruning (successive halving, Hyperband) is trusted, this measures, on the demo's denoising search
-(`indexnas.search.cli.DEMO`: dncnn_segnet at width 0.25, built-in data), the rank correlation between a trial's
+(`indexnas.search.demo.DEMO`: dncnn_segnet at width 0.25, built-in data), the rank correlation between a trial's
 score after 1/4 and 1/2 of its budget and after the whole budget, over the untouched host and the paper's 15
 uniform configurations. Every configuration fine-tunes the one warm-started host exactly as a study trial does
 (`indexnas.search.context.prepare`, trial seed `search.scoring.trial_seed`, BatchNorm recalibrated before every
@@ -32,7 +32,7 @@ from scipy import stats
 
 from indexnas.atomic import atomic_write_bytes
 from indexnas.spec import IndexSpec, paper_variants
-from indexnas.search.cli import DEMO
+from indexnas.search.demo import DEMO
 from indexnas.search.scoring import trial_seed
 from indexnas.search.settings import SearchSettings
 from indexnas.search.context import SearchContext, budget, prepare

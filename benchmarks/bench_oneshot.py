@@ -1,6 +1,6 @@
 """One-shot ranking check: does the supernet score rank configurations as stand-alone training does?
 
-On the demo's denoising search (`indexnas.search.cli.DEMO`: dncnn_segnet at width 0.25, built-in data): one
+On the demo's denoising search (`indexnas.search.demo.DEMO`: dncnn_segnet at width 0.25, built-in data): one
 warm host and one supernet trained from it (`search.oneshot.trained_supernet`, 4 x the trial budget, a path
 per batch), then each of 25 configurations (the paper's 15 uniform ones and 10 mixed ones drawn per pair) is
 scored both ways: with the supernet's shared weights after BatchNorm recalibration (`TaskProblem.path_scorer`,
@@ -31,7 +31,7 @@ from indexnas.spec import paper_variants
 from indexnas.search import oneshot
 from indexnas.search import pair_space
 from indexnas.search.canonical import configuration_key
-from indexnas.search.cli import DEMO
+from indexnas.search.demo import DEMO
 from indexnas.search.scoring import trial_seed
 from indexnas.search.settings import SearchSettings
 from indexnas.search.context import SearchContext, budget, prepare, train_and_score

@@ -53,8 +53,8 @@ from indexnas.cost import PARAMS_REFERENCE_MARGIN, log_params
 from indexnas.reports.pareto import hypervolume_2d, pareto_mask
 from indexnas.search import pair_space
 from indexnas.search.cache import is_duplicate
-from indexnas.search.cli import DEMO
 from indexnas.search.context import SearchContext, prepare
+from indexnas.search.demo import DEMO
 from indexnas.search.run import run_search
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import open_study, settings_storage

@@ -6,9 +6,10 @@ All four use the machinery the CLI uses (search.run, search.space, surgery.recip
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 from indexnas.errors import UserError
 from indexnas.search.export import rebuild
 from indexnas.search.problem import Budget
+from indexnas.search.settings import SearchSettings, api_defaults, default_out
 from indexnas.search.space import SearchSpace, Suggestion, suggest
 
 __all__ = ["Budget", "SearchSpace", "Suggestion", "apply", "load", "rebuild", "search", "suggest"]
@@ -26,13 +28,8 @@ if TYPE_CHECKING:
 
 
 def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn.Module, Budget], Any],
-           evaluate: Callable[[nn.Module], Mapping[str, float]], directions: Mapping[str, str], trials: int = 40,
-           storage: str = "runs/studies.log", study: str | None = None, out: str | os.PathLike | None = None,
-           mode: str = "pool", budget_steps: int = 500, budget_seconds: float | None = None,
-           max_params: float | None = None, max_gflops: float | None = None, sampler: str = "frontier", seed: int = 0,
-           workers: int = 1, paper_grid: bool = True, warm_start: bool = True, progress: bool = False,
-           report: bool = True, name: str | None = None, objectives: str = "metric,params", prune: str = "off",
-           rungs: tuple[float, ...] = (0.5,), reduction_factor: int = 2, retrain_seeds: int = 2) -> optuna.Study:
+           evaluate: Callable[[nn.Module], Mapping[str, float]], directions: Mapping[str, str], report: bool = True,
+           name: str | None = None, **keywords: Any) -> optuna.Study:
     """Search per-pair IndexNet choices of ``model`` with your own training and evaluation.
 
     ``train(model, budget)`` trains a trial's rewritten copy in place (``budget.steps`` / ``budget.seconds``);
@@ -40,32 +37,47 @@ def search(model: nn.Module, example_input: torch.Tensor, *, train: Callable[[nn
     (``{"accuracy": "maximize"}``). The study's objectives are those metrics, then parameters added
     (``objectives="metric,params,gflops"`` adds GFLOPs at ``example_input``). As `indexnas search`: the untouched host and the paper's uniform grid
     first, the host trained once (warm start), budgets checked before training, resumable under the same
-    ``study`` name, Pareto-optimal weights kept in ``out`` (default runs/STUDY) with a report.
+    ``study`` name, Pareto-optimal weights kept in ``out`` (a path; default runs/STUDY) with a report.
     ``prune="halving"``: ``train`` calls ``budget.report(step, metrics)`` after each step in ``budget.rungs``
     (``rungs``: fractions of ``budget_steps``) and lets the `optuna.TrialPruned` it may raise propagate; a train
     that never reports stops the search with an error. ``retrain_seeds``: each trial of the final Pareto front
     is trained that many more times with other seeds (mean and sd of the metric in the report).
+    The keywords after ``name`` are settings declared in search/settings.py (their help is there).
     """
     from indexnas.search.problem import CallableProblem, fingerprint
-    from indexnas.search.settings import SearchSettings
     from indexnas.search.run import run_search
 
+    defaults = api_defaults()
+    unknown = sorted(set(keywords) - set(defaults))
+    if unknown:  # as Python says it of a function that spells its keywords out
+        raise TypeError(f"search() got an unexpected keyword argument {unknown[0]!r}")
+    options = {**defaults, **keywords}
     problem = CallableProblem(model, example_input, train, evaluate, directions, label=name)
-    study_name = study or f"custom-{problem.label}-{mode}"
-    settings = SearchSettings(
-        task="custom", model=problem.label, study=study_name, storage=os.fspath(storage),
-        out=os.fspath(out) if out is not None else str(Path("runs") / study_name), trials=trials, mode=mode,
-        budget_steps=budget_steps, budget_seconds=budget_seconds, max_params=max_params, max_gflops=max_gflops,
-        sampler=sampler, seed=seed, workers=workers, paper_grid=paper_grid, warm_start=warm_start,
-        progress=progress, host_fingerprint=fingerprint(model), objectives=objectives, prune=prune, rungs=rungs,
-        reduction_factor=reduction_factor, retrain_seeds=retrain_seeds,
-    )
+    study = options["study"] or f"custom-{problem.label}-{options['mode']}"
+    out = options["out"] if options["out"] is not None else default_out(study)
+    settings = SearchSettings(**{**options, "study": study, "out": out}, task="custom", model=problem.label,
+                              host_fingerprint=fingerprint(model))
     result = run_search(settings, problem)
     if report:
         from indexnas.reports import write_report
 
         write_report(result, settings.out_dir / "report", force=True)
     return result
+
+
+def _signature_with_settings(function: Callable[..., Any]) -> inspect.Signature:
+    """``function``'s signature with its ``**keywords`` spelt out: one per setting declared for the Python API,
+    with its type and default (what help() and IDEs show)."""
+    types = {field.name: field.type for field in dataclasses.fields(SearchSettings)}  # text, like this module's
+    declared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                  annotation=f"{types[name]} | None" if default is None and "None" not in types[name]
+                                  else types[name])
+                for name, default in api_defaults().items()]
+    fixed = [p for p in inspect.signature(function).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    return inspect.signature(function).replace(parameters=[*fixed, *declared])
+
+
+search.__signature__ = _signature_with_settings(search)
 
 
 def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:

@@ -4,82 +4,34 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
+import dataclasses
 import logging
 import sys
 import time
+import types
+import typing
 from collections.abc import Iterator
+from dataclasses import MISSING, Field
 from pathlib import Path
+from typing import Any
 
 from indexnas.errors import UserError
-from indexnas.search.settings import MODES, PRUNERS, SAMPLERS, STRATEGIES, SearchSettings
-
-DEFAULT_RUNS = Path("runs")
-# The demo: a small denoising search that finishes on an idle 2-core CPU in roughly 10 minutes (20 trials, then
-# its front retrained with 2 more seeds; README.md, "Quick start").
-DEMO = dict(task="denoise", model="dncnn_segnet", width=0.25, budget_steps=150, batch_size=16,
-            patch=40, sigma=25.0, lr=2e-3)
-DEMO_TRIALS = 20
+from indexnas.search.demo import DEMO_TRIALS, demo_settings
+from indexnas.search.settings import (
+    DEFAULT_RUNS, DEFAULT_STORAGE, SearchSettings, cli_default, declaration, default_out, flag,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from indexnas.surgery.loading import add_model_arg_option
-
     search = subparsers.add_parser(
         "search", help="search per-pair IndexNet choices with Optuna (accuracy vs parameters vs FLOPs)",
         description="Fine-tune the warm-started host with one IndexNet configuration per trial and keep the "
         "Pareto front of task metric, parameters added and GFLOPs. Re-running with the same --study resumes it; "
         "the same command on other machines joins it through a shared --storage.",
     )
-    search.add_argument("--task", required=True, help="denoise | segment | matting | depth")
-    search.add_argument("--model", required=True, help="a zoo name, timm:NAME, smp:ARCH:ENCODER or file.py:factory")
-    add_model_arg_option(search)
-    search.add_argument("--trials", type=int, default=40, help="completed trials the study should hold (default 40)")
-    search.add_argument("--budget-steps", type=int, default=500, help="training steps per trial (default 500)")
-    search.add_argument("--budget-seconds", type=float, help="also stop each trial's training after this many seconds")
-    search.add_argument("--study", help="study name (default: TASK-MODEL-MODE, with -oneshot for that strategy)")
-    search.add_argument("--storage", help="journal:///path/study.log, a .log path, or postgresql://... "
-                        "(default: runs/studies.log)")
-    search.add_argument("--out", help="run directory for host weights, Pareto checkpoints and the report "
-                        "(default: runs/STUDY)")
-    search.add_argument("--workers", type=int, default=1, help="worker processes (one per GPU when there are GPUs)")
-    search.add_argument("--mode", choices=MODES, default="pool", help="surgery mode (default pool)")
-    search.add_argument("--width", type=float, help="zoo width multiplier (smaller is faster)")
-    search.add_argument("--data", help="dataset folder in the task's standard layout (default: built-in offline data)")
-    search.add_argument("--max-params", type=float, help="budget: parameters added; configurations over it are not trained")
-    search.add_argument("--max-gflops", type=float, help="budget: GFLOPs of the whole model at --flops-size")
-    search.add_argument("--objectives", default="metric,params",
-                        help="what the study optimises, comma-separated: metric, params (added), gflops "
-                        "(default metric,params; bound GFLOPs with --max-gflops)")
-    search.add_argument("--sampler", choices=SAMPLERS, default="frontier",
-                        help="what proposes the trials after the grid (default frontier: exact parameter costs, an "
-                        "additive model of the metric, the configuration of largest optimistic hypervolume gain "
-                        "next); tpe, nsga2 and random are Optuna's")
-    search.add_argument("--strategy", choices=STRATEGIES, default="trials",
-                        help="trials: every trial fine-tunes one configuration (default); oneshot: train one "
-                        "weight-sharing supernet, score configurations with it, train its Pareto front as the trials")
-    search.add_argument("--oneshot-steps", type=int, help="oneshot: supernet training steps (default 4 x --budget-steps)")
-    search.add_argument("--oneshot-candidates", type=int, default=100,
-                        help="oneshot: configurations the supernet scores beyond the host and the paper grid (default 100)")
-    search.add_argument("--no-paper-grid", action="store_true", help="do not enqueue the paper's 15 uniform configurations")
-    search.add_argument("--no-warm-start", action="store_true", help="train every trial from scratch")
-    search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--batch-size", type=int, default=16)
-    search.add_argument("--lr", type=float, default=1e-3)
-    search.add_argument("--sigma", type=float, default=25.0, help="denoising noise level, 0-255 scale (default 25)")
-    search.add_argument("--patch", type=int, default=40, help="training patch size (default 40, the paper's)")
-    search.add_argument("--prune", choices=PRUNERS, default="off",
-                        help="halving: stop a trial at a rung unless it is in the best 1/eta of the trials that "
-                        "reached it (metric and parameters added); never the host or the paper grid (default off)")
-    search.add_argument("--rungs", default="0.5", help="with --prune halving: fractions of the budget where trials "
-                        "are scored, comma-separated (default 0.5; a quarter ranks configurations poorly)")
-    search.add_argument("--reduction-factor", type=int, default=2,
-                        help="with --prune halving: eta, the 1/eta kept at each rung (default 2)")
-    search.add_argument("--retrain-seeds", type=int, default=2,
-                        help="train each trial of the final Pareto front this many more times with other seeds and "
-                        "report mean +- sd (default 2; 0: off)")
-    search.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
-    search.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_setting_options(search)
+    search.add_argument("--no-report", dest="report", action="store_false",
+                        help="do not write the HTML report at the end")
     search.set_defaults(handler=run_search_command)
 
     export = subparsers.add_parser(
@@ -88,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "indexnas.load(PATH) turns into a ready nn.Module; optionally also as ONNX and a torch.export program.",
     )
     export.add_argument("study", metavar="STUDY", help="the study's name")
-    export.add_argument("--storage", default=str(DEFAULT_RUNS / "studies.log"), help="where the study lives "
+    export.add_argument("--storage", default=DEFAULT_STORAGE, help="where the study lives "
                         "(default runs/studies.log)")
     export.add_argument("--trial", default="best", help="a trial number, or best (default)")
     export.add_argument("--metric", help="with --trial best: the objective to be best at (default: the study's first)")
@@ -107,24 +59,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(handler=run_demo_command)
 
 
-def run_search_command(args: argparse.Namespace) -> int:
+def cli_fields() -> list[Field]:
+    """The SearchSettings fields declared as `indexnas search` options, in declaration order."""
+    return [field for field in dataclasses.fields(SearchSettings) if declaration(field).cli]
+
+
+def add_setting_options(parser: argparse.ArgumentParser) -> None:
+    """One option per setting declared for the command line (search/settings.py), with its help and default."""
+    from indexnas.surgery.loading import add_model_arg_option
+
+    hints = typing.get_type_hints(SearchSettings)
+    for field in cli_fields():
+        if field.name == "model_args":  # KEY=VALUE pairs, the option the surgery commands share (surgery/loading.py)
+            add_model_arg_option(parser)
+        else:
+            parser.add_argument(flag(field), dest=field.name, **option_keywords(field, hints[field.name]))
+
+
+def option_keywords(field: Field, hint: Any) -> dict[str, Any]:
+    """`add_argument` keywords of a setting's option, from its type, default, help and choices."""
+    setting, default = declaration(field), cli_default(field)
+    keywords: dict[str, Any] = {"help": setting.help}
+    if hint is bool:  # a flag that flips the default (--no-paper-grid, --quiet)
+        return {**keywords, "action": "store_false" if default else "store_true"}
+    if default is MISSING:
+        return {**keywords, "required": True}
+    if isinstance(hint, types.UnionType):  # X | None: an X, or unset
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is tuple:  # comma-separated on the command line; the setting's check parses it
+        return {**keywords, "default": ",".join(map(str, default))}
+    return {**keywords, "default": default, "type": hint, "choices": setting.choices}
+
+
+def settings_from_args(args: argparse.Namespace) -> SearchSettings:
+    """The settings `indexnas search` was given: its options, the study and run folder named when not given."""
     from indexnas.surgery.loading import parse_model_args
 
-    strategy = "" if args.strategy == "trials" else f"-{args.strategy}"
-    study_name = args.study or f"{args.task}-{args.model.replace(':', '_').replace('/', '_')}-{args.mode}{strategy}"
-    settings = SearchSettings(
-        task=args.task, model=args.model, study=study_name,
-        storage=args.storage or str(DEFAULT_RUNS / "studies.log"), out=args.out or str(DEFAULT_RUNS / study_name),
-        trials=args.trials, mode=args.mode, width=args.width, model_args=parse_model_args(args.model_arg),
-        budget_steps=args.budget_steps,
-        budget_seconds=args.budget_seconds, data=args.data, sigma=args.sigma, patch=args.patch,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, workers=args.workers, sampler=args.sampler,
-        paper_grid=not args.no_paper_grid, warm_start=not args.no_warm_start, max_params=args.max_params,
-        max_gflops=args.max_gflops, objectives=args.objectives, progress=not args.quiet, prune=args.prune,
-        rungs=args.rungs, reduction_factor=args.reduction_factor, retrain_seeds=args.retrain_seeds,
-        strategy=args.strategy, oneshot_steps=args.oneshot_steps, oneshot_candidates=args.oneshot_candidates,
-    )
-    return _run(settings, report=not args.no_report)
+    values = {field.name: getattr(args, field.name) for field in cli_fields() if field.name != "model_args"}
+    values["model_args"] = parse_model_args(args.model_arg)
+    values["study"] = values["study"] or default_study(values)
+    values["out"] = values["out"] or default_out(values["study"])
+    return SearchSettings(**values)
+
+
+def default_study(values: dict[str, Any]) -> str:
+    """TASK-MODEL-MODE (the model descriptor made a file name), with -oneshot for that strategy."""
+    strategy = "" if values["strategy"] == "trials" else f"-{values['strategy']}"
+    return f"{values['task']}-{values['model'].replace(':', '_').replace('/', '_')}-{values['mode']}{strategy}"
+
+
+def run_search_command(args: argparse.Namespace) -> int:
+    return _run(settings_from_args(args), report=args.report)
 
 
 def run_export_command(args: argparse.Namespace) -> int:
@@ -152,11 +137,7 @@ def run_export_command(args: argparse.Namespace) -> int:
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out)
-    settings = SearchSettings(study=f"demo-{stamp}", storage=str(out / "studies.log"), out=str(out / f"demo-{stamp}"),
-                              trials=args.trials, progress=False, **DEMO)
-    return _run(settings, report=True)
+    return _run(demo_settings(Path(args.out), args.trials), report=True)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """Checks before any work: what would otherwise fail after the host has trained, or exhaust memory.
 
-`check_settings` runs before anything is read or written (the run folder, the seed, the storage
-file). The built-in tasks' checks of the host and data (memory, values) are in tasks/preflight.py.
+`check_settings` runs before anything is read or written (the run folder, the storage file; each
+setting's own value, the seed's range included, is checked when SearchSettings is built:
+search/settings.py). The built-in tasks' checks of the host and data (memory, values) are in tasks/preflight.py.
 """
 
 from __future__ import annotations
@@ -10,18 +11,13 @@ import os
 import tempfile
 from pathlib import Path
 
-
 from indexnas.errors import UserError
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage_urls import locate_storage
 
-MAX_SEED = 2**31 - 1  # samplers seed numpy with seed + worker offset, which must stay below 2**32
-
 
 def check_settings(settings: SearchSettings) -> None:
-    """The seed, the run folder and the storage, checked before any file is written."""
-    if isinstance(settings.seed, bool) or not isinstance(settings.seed, int) or not 0 <= settings.seed <= MAX_SEED:
-        raise UserError(f"--seed must be an integer from 0 to {MAX_SEED}, got {settings.seed!r}", "pass e.g. --seed 0")
+    """The run folder and the storage, checked before any file is written."""
     journal = locate_storage(settings.storage).journal  # a malformed URL is refused before the folders
     check_writable_folder(settings.out_dir, "--out")
     if journal is not None:

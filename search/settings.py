@@ -1,15 +1,24 @@
-"""The settings of one search: what is searched, on what data, at what budget, stored where."""
+"""The settings of one search (what is searched, on what data, at what budget, stored where), each declared once.
+
+A field's `Setting` (its metadata) says how it reaches the user: its help, its `indexnas search` option
+(search/cli.py builds them), whether `indexnas.search()` takes it (indexnas/api.py builds its signature),
+whether it is part of the study's identity (what a resumed study must agree on) and its checks
+(search/setting_checks.py).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import dataclass, field
+from dataclasses import MISSING, Field, dataclass
 from pathlib import Path
 from typing import Any
 
-from indexnas.errors import UserError
 from indexnas.search.samplers import REGISTRY as SAMPLER_REGISTRY
+from indexnas.search.setting_checks import (
+    NON_NEGATIVE_INT, POSITIVE_INT, Check, OneOf, heartbeat_within_grace, integer, json_values, known_objectives,
+    lr_positive, optional, option, path_text, positive, rung_fractions, rungs_within_budget, seed_in_range,
+    sigma_positive, study_name,
+)
 
 SAMPLERS = tuple(SAMPLER_REGISTRY)  # search/samplers.py: each one and why it is offered
 PRUNERS = ("off", "halving")  # search.halving: "halving" is asynchronous successive halving at --rungs
@@ -17,102 +26,129 @@ DEFAULT_HEARTBEAT_S = 10.0  # a running trial's worker records a heartbeat this 
 DEFAULT_GRACE_S = 60.0  # a trial without a heartbeat for this long is failed and queued again
 MODES = ("pool", "stride", "decoder")
 STRATEGIES = ("trials", "oneshot")  # trials: every trial fine-tunes one configuration; oneshot: search/oneshot.py
-# Settings that define what a study's trials mean: resuming with other values would mix results.
-IDENTITY_FIELDS = ("task", "model", "model_args", "host_fingerprint", "mode", "width", "budget_steps", "budget_seconds", "data", "sigma", "patch",
-                   "batch_size", "lr", "seed", "max_params", "max_gflops", "flops_size", "objectives",
-                   "strategy", "oneshot_steps", "oneshot_candidates")
+DEFAULT_RUNS = Path("runs")  # where the command line and indexnas.search() put studies and run folders
+DEFAULT_STORAGE = str(DEFAULT_RUNS / "studies.log")
+AS_FIELD = type("AsField", (), {"__repr__": lambda self: "AS_FIELD"})()  # a Setting's default: the field's own
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one SearchSettings field reaches the user (the field itself holds its name, type and default)."""
+
+    help: str  # the `indexnas search --help` line (for a bool: what its flag does)
+    cli: bool = True  # an `indexnas search` option
+    flag: str | None = None  # its spelling where not --FIELD-NAME (a bool's flag turns it off: --no-paper-grid)
+    api: bool = True  # an `indexnas.search()` keyword
+    identity: bool = False  # resuming the study with another value is refused (it would mix results)
+    checks: tuple[Check, ...] = ()  # run in order on construction; the last one's result is stored
+    cli_default: Any = AS_FIELD  # the option's default where not the field's (None: the command fills it in)
+    api_default: Any = AS_FIELD  # the keyword's default where not the field's
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        """The values a `OneOf` check allows (the CLI option's choices), else None."""
+        return next((check.values for check in self.checks if isinstance(check, OneOf)), None)
+
+
+def setting(default: Any = MISSING, *, default_factory: Any = MISSING, **declared: Any) -> Any:
+    """A SearchSettings field declared with its `Setting` (keywords: the Setting's fields)."""
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"setting": Setting(**declared)})
 
 
 @dataclass
 class SearchSettings:
     """Everything `indexnas search` needs; stored in the study so a restart resumes the same search."""
 
-    task: str
-    model: str
-    study: str
-    storage: str
-    out: str  # run directory: host weights, Pareto checkpoints, report
-    trials: int = 40
-    mode: str = "pool"
-    width: float | None = None  # zoo width multiplier (None: the model's default)
-    model_args: dict[str, Any] = field(default_factory=dict)  # keywords for the model's builder (--model-arg)
-    host_fingerprint: str | None = None  # a user's model object (indexnas.search): its class and weight shapes
-    budget_steps: int = 500
-    budget_seconds: float | None = None
-    data: str | None = None  # a dataset folder; None: the built-in offline data
-    sigma: float = 25.0  # denoising noise level on the 0-255 scale
-    patch: int = 40
-    batch_size: int = 16
-    lr: float = 1e-3
-    seed: int = 0
-    workers: int = 1
-    sampler: str = "frontier"  # SAMPLERS; the cost-aware sampler won the strategy benchmark (BENCHMARKS.md)
-    paper_grid: bool = True  # enqueue the host and the paper's 15 uniform configurations first (oneshot: score them)
-    warm_start: bool = True  # train the host once; every trial fine-tunes from its weights
-    max_params: float | None = None  # parameters added; over budget -> pruned before training
-    max_gflops: float | None = None  # GFLOPs of the whole model at flops_size
-    flops_size: int = 224  # the paper measures GFLOPs at 224 x 224
-    eval_size: int | None = None
-    objectives: str = "metric,params"  # search.objectives: any of metric, params, gflops, the metric first
-    progress: bool = True
-    heartbeat_interval: float = DEFAULT_HEARTBEAT_S
-    grace_period: float = DEFAULT_GRACE_S
-    prune: str = "off"  # PRUNERS: "halving" stops trials at rungs (search.halving, asynchronous successive halving)
-    rungs: tuple[float, ...] = (0.5,)  # fractions of the budget where trials report (only 1/2 ranks reliably)
-    reduction_factor: int = 2  # eta: a trial trains on at a rung only in the best 1/eta of the rung's records
-    retrain_seeds: int = 2  # the final front's trials are trained this many more times with other seeds (0: off)
-    strategy: str = "trials"  # one of STRATEGIES
-    oneshot_steps: int | None = None  # supernet training steps (None: 4 x budget_steps)
-    oneshot_candidates: int = 100  # configurations the supernet scores beyond the host and the paper's grid
+    task: str = setting(help="denoise | segment | matting | depth", api=False, identity=True)
+    model: str = setting(help="a zoo name, timm:NAME, smp:ARCH:ENCODER or file.py:factory", api=False, identity=True)
+    study: str = setting(help="study name (default: TASK-MODEL-MODE, with -oneshot for that strategy)",
+                         checks=(study_name,), cli_default=None, api_default=None)
+    storage: str = setting(help="journal:///path/study.log, a .log path, or postgresql://... (default: "
+                           "runs/studies.log)", checks=(path_text,), cli_default=DEFAULT_STORAGE,
+                           api_default=DEFAULT_STORAGE)
+    out: str = setting(help="run directory for host weights, Pareto checkpoints and the report (default: "
+                       "runs/STUDY)", checks=(path_text,), cli_default=None, api_default=None)
+    trials: int = setting(40, help="completed trials the study should hold (default 40)", checks=(POSITIVE_INT,))
+    mode: str = setting("pool", help="surgery mode (default pool)", identity=True,
+                        checks=(OneOf(MODES, "surgery mode"),))
+    width: float | None = setting(None, help="zoo width multiplier (smaller is faster)", api=False, identity=True,
+                                  checks=(optional(positive),))  # None: the model's default
+    model_args: dict[str, Any] = setting(default_factory=dict, help="keywords for the model's builder, typed like "
+                                         "Python literals", flag="--model-arg", api=False, identity=True,
+                                         checks=(json_values,))
+    host_fingerprint: str | None = setting(None, help="a user's model object (indexnas.search): its class and "
+                                           "weight shapes", cli=False, api=False, identity=True)
+    budget_steps: int = setting(500, help="training steps per trial (default 500)", identity=True,
+                                checks=(POSITIVE_INT,))
+    budget_seconds: float | None = setting(None, help="also stop each trial's training after this many seconds",
+                                           identity=True, checks=(optional(positive),))
+    data: str | None = setting(None, help="dataset folder in the task's standard layout (default: built-in "
+                               "offline data)", api=False, identity=True)
+    sigma: float = setting(25.0, help="denoising noise level, 0-255 scale (default 25)", api=False, identity=True,
+                           checks=(sigma_positive,))
+    patch: int = setting(40, help="training patch size (default 40, the paper's)", api=False, identity=True,
+                         checks=(POSITIVE_INT,))
+    batch_size: int = setting(16, help="training batch size (default 16)", api=False, identity=True,
+                              checks=(POSITIVE_INT,))
+    lr: float = setting(1e-3, help="learning rate of every trial's training (default 0.001)", api=False,
+                        identity=True, checks=(lr_positive,))
+    seed: int = setting(0, help="seed of the sampler and of the trials' training (default 0)", identity=True,
+                        checks=(seed_in_range,))
+    workers: int = setting(1, help="worker processes (one per GPU when there are GPUs)", checks=(POSITIVE_INT,))
+    # the cost-aware sampler won the strategy benchmark (BENCHMARKS.md)
+    sampler: str = setting("frontier", help="what proposes the trials after the grid (default frontier: exact "
+                           "parameter costs, an additive model of the metric, the configuration of largest "
+                           "optimistic hypervolume gain next); tpe, nsga2 and random are Optuna's",
+                           checks=(OneOf(SAMPLERS, "sampler"),))
+    # True: the host and the paper's 15 uniform configurations are the first trials (oneshot: scored first)
+    paper_grid: bool = setting(True, help="do not enqueue the paper's 15 uniform configurations",
+                               flag="--no-paper-grid")
+    warm_start: bool = setting(True, help="train every trial from scratch", flag="--no-warm-start")
+    max_params: float | None = setting(None, help="budget: parameters added; configurations over it are not "
+                                       "trained", identity=True, checks=(optional(positive),))
+    max_gflops: float | None = setting(None, help="budget: GFLOPs of the whole model at --flops-size",
+                                       identity=True, checks=(optional(positive),))
+    flops_size: int = setting(224, help="side of the input GFLOPs are measured at (the paper's 224)", cli=False,
+                              api=False, identity=True, checks=(POSITIVE_INT,))
+    eval_size: int | None = setting(None, help="side of the evaluation crops (None: the task's own)", cli=False,
+                                    api=False)
+    objectives: str = setting("metric,params", help="what the study optimises, comma-separated: metric, params "
+                              "(added), gflops (default metric,params; bound GFLOPs with --max-gflops)",
+                              identity=True, checks=(known_objectives,))
+    progress: bool = setting(True, help="no progress bars", flag="--quiet", api_default=False)
+    heartbeat_interval: float = setting(DEFAULT_HEARTBEAT_S, help="seconds between a running trial's heartbeats",
+                                        cli=False, api=False)
+    grace_period: float = setting(DEFAULT_GRACE_S, help="seconds without a heartbeat before a trial is failed "
+                                  "and queued again", cli=False, api=False)
+    prune: str = setting("off", help="halving: stop a trial at a rung unless it is in the best 1/eta of the trials "
+                         "that reached it (metric and parameters added); never the host or the paper grid "
+                         "(default off)", checks=(OneOf(PRUNERS, "pruning"),))
+    rungs: tuple[float, ...] = setting((0.5,), help="with --prune halving: fractions of the budget where trials "
+                                       "are scored, comma-separated (default 0.5; a quarter ranks configurations "
+                                       "poorly)", checks=(rung_fractions,))
+    reduction_factor: int = setting(2, help="with --prune halving: eta, the 1/eta kept at each rung (default 2)",
+                                    checks=(integer(2, "an integer of at least 2", "e.g. --reduction-factor 2 "
+                                                    "(keep the better half at each rung) or 3"),))
+    retrain_seeds: int = setting(2, help="train each trial of the final Pareto front this many more times with "
+                                 "other seeds and report mean +- sd (default 2; 0: off)",
+                                 checks=(integer(0, "a non-negative integer", "e.g. --retrain-seeds 2, or 0 to "
+                                                 "keep the front's single runs"),))
+    strategy: str = setting("trials", help="trials: every trial fine-tunes one configuration (default); oneshot: "
+                            "train one weight-sharing supernet, score configurations with it, train its Pareto "
+                            "front as the trials", api=False, identity=True,
+                            checks=(OneOf(STRATEGIES, "strategy"),))
+    oneshot_steps: int | None = setting(None, help="oneshot: supernet training steps (default 4 x --budget-steps)",
+                                        api=False, identity=True, checks=(optional(POSITIVE_INT),))
+    oneshot_candidates: int = setting(100, help="oneshot: configurations the supernet scores beyond the host and "
+                                      "the paper grid (default 100)", api=False, identity=True,
+                                      checks=(NON_NEGATIVE_INT,))
 
     def __post_init__(self) -> None:
-        positive = {"trials": self.trials, "budget_steps": self.budget_steps, "batch_size": self.batch_size,
-                    "workers": self.workers, "patch": self.patch, "flops_size": self.flops_size}
-        for name, value in positive.items():
-            if not isinstance(value, int) or value < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if self.mode not in MODES:
-            raise UserError(f"unknown surgery mode {self.mode!r}", f"use one of: {', '.join(MODES)}")
-        if self.strategy not in STRATEGIES:
-            raise UserError(f"unknown strategy {self.strategy!r}", f"use one of: {', '.join(STRATEGIES)}")
-        if self.oneshot_steps is not None and (not isinstance(self.oneshot_steps, int) or self.oneshot_steps < 1):
-            raise UserError(f"--oneshot-steps must be a positive integer, got {self.oneshot_steps!r}")
-        if not isinstance(self.oneshot_candidates, int) or self.oneshot_candidates < 0:
-            raise UserError(f"--oneshot-candidates must be a non-negative integer, got {self.oneshot_candidates!r}")
-        if self.sampler not in SAMPLERS:
-            raise UserError(f"unknown sampler {self.sampler!r}", f"use one of: {', '.join(SAMPLERS)}")
-        for name in ("max_params", "max_gflops", "budget_seconds", "width"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got {value!r}")
-        if not 0 < self.heartbeat_interval < self.grace_period:
-            raise UserError(f"the heartbeat interval ({self.heartbeat_interval} s) must be positive and shorter than "
-                            f"the grace period ({self.grace_period} s)", "e.g. heartbeat_interval=10, grace_period=60")
-        if self.lr <= 0 or not self.sigma > 0:
-            raise UserError("--lr and --sigma must be positive")
-        try:  # stored in the study as JSON: tuples read back as lists, so compare them as JSON from the start
-            self.model_args = json.loads(json.dumps(dict(self.model_args)))
-        except (TypeError, ValueError) as error:
-            raise UserError(f"model arguments must be numbers, strings, lists or dicts: {error}",
-                            "pass Python literals, e.g. --model-arg classes=6") from None
-        from indexnas.search.halving import parse_rungs, rung_steps
-        from indexnas.search.objectives import parse
-
-        parse(self.objectives)
-        if self.prune not in PRUNERS:
-            raise UserError(f"unknown pruning {self.prune!r}", f"use one of: {', '.join(PRUNERS)}")
-        self.rungs = parse_rungs(self.rungs)
-        if self.prune != "off" and not rung_steps(self.budget_steps, self.rungs):
-            raise UserError(f"--rungs {','.join(map(str, self.rungs))} of --budget-steps {self.budget_steps} leave no "
-                            "step before the end to prune at", "raise --budget-steps, or search with --prune off")
-        if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
-            raise UserError(f"--reduction-factor must be an integer of at least 2, got {self.reduction_factor!r}",
-                            "e.g. --reduction-factor 2 (keep the better half at each rung) or 3")
-        if not isinstance(self.retrain_seeds, int) or self.retrain_seeds < 0:
-            raise UserError(f"--retrain-seeds must be a non-negative integer, got {self.retrain_seeds!r}",
-                            "e.g. --retrain-seeds 2, or 0 to keep the front's single runs")
-        if not self.study or any(c in self.study for c in "/\\\n"):
-            raise UserError(f"invalid study name {self.study!r}", "use letters, digits, '-', '_' and '.'")
+        for field in dataclasses.fields(self):
+            for check in declaration(field).checks:
+                setattr(self, field.name, check(field.name, getattr(self, field.name)))
+        heartbeat_within_grace(self.heartbeat_interval, self.grace_period)
+        rungs_within_budget(self.prune, self.rungs, self.budget_steps)
 
     @property
     def supernet_steps(self) -> int:
@@ -135,3 +171,39 @@ class SearchSettings:
         """The identity of stored settings; a field added since they were written reads as its default."""
         defaults = SearchSettings("", "", "-", "", "").to_dict()
         return {name: stored.get(name, defaults[name]) for name in IDENTITY_FIELDS}
+
+
+def declaration(field: Field) -> Setting:
+    """The `Setting` a SearchSettings field is declared with."""
+    return field.metadata["setting"]
+
+
+def flag(field: Field) -> str:
+    """The field's `indexnas search` option: its declared spelling, else --FIELD-NAME."""
+    return declaration(field).flag or option(field.name)
+
+
+def field_default(field: Field) -> Any:
+    """The dataclass default of a field (MISSING: a required field)."""
+    return field.default_factory() if field.default_factory is not MISSING else field.default
+
+
+def cli_default(field: Field) -> Any:
+    """The default of the field's `indexnas search` option (MISSING: a required option)."""
+    declared = declaration(field).cli_default
+    return field_default(field) if declared is AS_FIELD else declared
+
+
+def api_defaults() -> dict[str, Any]:
+    """The settings `indexnas.search()` takes as keywords, with their defaults, in field order."""
+    fields = (f for f in dataclasses.fields(SearchSettings) if declaration(f).api)
+    return {f.name: field_default(f) if declaration(f).api_default is AS_FIELD else declaration(f).api_default
+            for f in fields}
+
+
+def default_out(study: str) -> str:
+    """The run folder of a study when no --out / ``out`` is given: runs/STUDY."""
+    return str(DEFAULT_RUNS / study)
+
+
+IDENTITY_FIELDS = tuple(f.name for f in dataclasses.fields(SearchSettings) if declaration(f).identity)
