@@ -13,6 +13,7 @@ from pathlib import Path
 
 from indexnas.errors import UserError
 from indexnas.search.settings import MODES, PRUNERS, SAMPLERS, STRATEGIES, SearchSettings
+from indexnas.tasks.names import TASK_NAMES
 
 DEFAULT_RUNS = Path("runs")
 # The demo: a small denoising search that finishes on an idle 2-core CPU in roughly 10 minutes (20 trials, then
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Pareto front of task metric, parameters added and GFLOPs. Re-running with the same --study resumes it; "
         "the same command on other machines joins it through a shared --storage.",
     )
-    search.add_argument("--task", required=True, help="denoise | segment | matting | depth")
+    search.add_argument("--task", required=True, help=" | ".join(TASK_NAMES))
     search.add_argument("--model", required=True, help="a zoo name, timm:NAME, smp:ARCH:ENCODER or file.py:factory")
     add_model_arg_option(search)
     search.add_argument("--trials", type=int, default=40, help="completed trials the study should hold (default 40)")
