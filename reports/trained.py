@@ -49,7 +49,7 @@ def trained_index_maps(results: Results, frame: pd.DataFrame, allow_code: bool =
     from indexnas.search.export import rebuild
     from indexnas.tasks.problem import build_datasets
     from indexnas.search.settings import SearchSettings
-    from indexnas.tasks.definitions import get_task
+    from indexnas.tasks.registry import get_task
 
     try:
         settings = SearchSettings(**stored)

@@ -23,10 +23,10 @@ Conventions:
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -47,9 +47,19 @@ class Task(ABC):
     """One task: inputs, loss, prediction and metrics. Subclasses set the class-level facts below."""
 
     name = ""
-    primary_metric = ""
-    direction = ""  # "maximize" or "minimize" the primary metric
+    # The metrics `finish` returns, each with its direction ("maximize" or "minimize"), the primary one first.
+    metric_directions: ClassVar[dict[str, str]] = {}
     in_channels = 0  # channels of model_inputs(batch)
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric a search optimises: the first of `metric_directions`."""
+        return next(iter(self.metric_directions))
+
+    @property
+    def direction(self) -> str:
+        """Whether to "maximize" or "minimize" the primary metric."""
+        return self.metric_directions[self.primary_metric]
 
     @abstractmethod
     def model_inputs(self, batch: Batch) -> torch.Tensor:
@@ -98,8 +108,7 @@ class Task(ABC):
 @dataclass(frozen=True)
 class DenoiseTask(Task):
     name = "denoise"
-    primary_metric = "psnr"
-    direction = "maximize"
+    metric_directions: ClassVar[dict[str, str]] = {"psnr": "maximize", "ssim": "maximize"}
     in_channels = 1
 
     def model_inputs(self, batch: Batch) -> torch.Tensor:
@@ -134,8 +143,7 @@ class DenoiseTask(Task):
 @dataclass(frozen=True)
 class SegmentTask(Task):
     name = "segment"
-    primary_metric = "miou"
-    direction = "maximize"
+    metric_directions: ClassVar[dict[str, str]] = {"miou": "maximize", "pixel_accuracy": "maximize"}
     in_channels = 3
 
     def model_inputs(self, batch: Batch) -> torch.Tensor:
@@ -186,8 +194,8 @@ class SegmentTask(Task):
 @dataclass(frozen=True)
 class MattingTask(Task):
     name = "matting"
-    primary_metric = "sad"
-    direction = "minimize"
+    metric_directions: ClassVar[dict[str, str]] = {"sad": "minimize", "mse": "minimize", "grad": "minimize",
+                                                   "conn": "minimize"}
     in_channels = 4
     alpha_from: str = "sigmoid"  # how the raw output becomes alpha: "sigmoid" (a logit) or "clamp"
 
@@ -232,14 +240,13 @@ class MattingTask(Task):
         return totals
 
     def finish(self, totals: Statistics) -> dict[str, float]:
-        return {key: totals[key] / totals["images"] for key in ("sad", "mse", "grad", "conn")}
+        return {key: totals[key] / totals["images"] for key in self.metric_directions}
 
 
 @dataclass(frozen=True)
 class DepthTask(Task):
     name = "depth"
-    primary_metric = "rmse"
-    direction = "minimize"
+    metric_directions: ClassVar[dict[str, str]] = {"rmse": "minimize", "mae": "minimize", "delta1": "maximize"}
     in_channels = 3
 
     def model_inputs(self, batch: Batch) -> torch.Tensor:
@@ -265,26 +272,8 @@ class DepthTask(Task):
     def finish(self, totals: Statistics) -> dict[str, float]:
         images = totals["images"]
         if images == 0:
-            return {"rmse": float("nan"), "mae": float("nan"), "delta1": float("nan")}
-        return {key: totals[key] / images for key in ("rmse", "mae", "delta1")}
-
-
-TASKS: dict[str, Task] = {task.name: task for task in (DenoiseTask(), SegmentTask(), MattingTask(), DepthTask())}
-
-
-def get_task(name: str, **options: object) -> Task:
-    """The task called `name` (see TASKS), optionally with options (matting: alpha_from)."""
-    if name not in TASKS:
-        raise UserError(f"unknown task {name!r}", f"use one of: {', '.join(TASKS)}")
-    task = TASKS[name]
-    if not options:
-        return task
-    fields = {field.name for field in dataclasses.fields(task)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        accepted = ", ".join(sorted(fields)) or "none"
-        raise UserError(f"task {name!r} has no option {', '.join(unknown)}", f"its options are: {accepted}")
-    return dataclasses.replace(task, **options)
+            return dict.fromkeys(self.metric_directions, float("nan"))
+        return {key: totals[key] / images for key in self.metric_directions}
 
 
 def _check_output(output: object, reference: torch.Tensor, channels: int, task: str) -> None:

@@ -17,11 +17,10 @@ from indexnas.search.settings import SearchSettings
 
 def build_datasets(settings: SearchSettings) -> tuple[Any, Any]:
     """(train, val): the task's built-in offline data, or the user's folder in the standard layout."""
-    from indexnas.tasks.data import builtin_dataset, folder_dataset
+    from indexnas.tasks.registry import builtin_dataset, folder_dataset, task_entry
 
     options: dict[str, Any] = {"patch": settings.patch, "seed": settings.seed}
-    if settings.task == "denoise":
-        options["sigma"] = settings.sigma
+    options.update({name: getattr(settings, name) for name in task_entry(settings.task).data_settings})
     if settings.eval_size is not None:
         options["eval_size"] = settings.eval_size
     if settings.data:
@@ -36,8 +35,8 @@ def load_host(settings: SearchSettings, train_set: Any) -> tuple[nn.Module, torc
     Zoo and timm hosts get an example input at ``flops_size`` (the paper counts GFLOPs at
     224 x 224); smp models and model files use their loader's (a factory may return its own).
     """
-    from indexnas.tasks.definitions import get_task
     from indexnas.surgery.loading import SMP_PREFIX, is_model_file, load_model
+    from indexnas.tasks.registry import get_task
 
     task = get_task(settings.task)
     torch.manual_seed(settings.seed)
@@ -72,7 +71,7 @@ class TaskProblem(Problem):
     """A built-in task (denoise, segment, matting, depth) on its data: the CLI's search problem."""
 
     def __init__(self, settings: SearchSettings) -> None:
-        from indexnas.tasks.definitions import get_task
+        from indexnas.tasks.registry import get_task
 
         self.settings = settings
         self.task_spec = get_task(settings.task)
@@ -115,6 +114,7 @@ class TaskProblem(Problem):
         from torch.utils.data import default_collate
 
         from indexnas.tasks.preflight import check_training
+        from indexnas.tasks.registry import task_entry
 
         s, task = self.settings, self.task_spec
         batch = default_collate([self.train_set[i] for i in range(min(2, len(self.train_set)))])
@@ -136,7 +136,7 @@ class TaskProblem(Problem):
         if channels != expected:
             what = f"{channels} channels" if channels is not None else f"a {type(output).__name__}"
             raise UserError(f"{s.model} outputs {what} but the {s.task} data needs {expected} "
-                            f"({'one per class' if s.task == 'segment' else 'one output channel'})",
+                            f"({task_entry(s.task).outputs})",
                             f"pass --model-arg {_argument(s.model, 'out')}={expected}")
         check_training(s, task, self.host, self.example, self.train_set, self.val_set)
 
@@ -185,6 +185,6 @@ def _task_kwargs(name: str, task: Any, train_set: Any) -> dict[str, Any]:
 
 
 def _suggest(task: str) -> str:
-    from indexnas import zoo
+    from indexnas.tasks.registry import task_entry
 
-    return ", ".join(name for name in zoo.list_models() if zoo.model_task(name) == task) or "a zoo model"
+    return ", ".join(task_entry(task).zoo_models()) or "a zoo model"

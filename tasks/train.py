@@ -17,8 +17,9 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +44,67 @@ SCHEDULES: dict[str, Callable[[float], float]] = {
     "cosine": lambda used: 0.5 * (1.0 + math.cos(math.pi * min(used, 1.0))),
     "constant": lambda used: 1.0,
 }
+
+
+def _positive_int_or_none(value: object) -> bool:
+    return value is None or (isinstance(value, int) and value >= 1)
+
+
+def _non_negative_int(value: object) -> bool:
+    return isinstance(value, int) and value >= 0
+
+
+def _share(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < 1
+
+
+def _step_numbers(value: tuple) -> bool:
+    return all(isinstance(step, int) and step >= 1 for step in value)
+
+
+@dataclass(frozen=True)
+class ConfigRule:
+    """One `TrainConfig` field's check: `valid(value)`, else a UserError from `problem` and `fix`
+    (`problem` is formatted with the field's name and value)."""
+
+    field: str
+    valid: Callable[[Any], bool]
+    problem: str
+    fix: str
+
+    def check(self, value: object) -> None:
+        """Raise the rule's UserError when `value` breaks it."""
+        if not self.valid(value):
+            raise UserError(self.problem.format(name=self.field, value=value), self.fix)
+
+
+def _one_of(field_name: str, what: str, options: Iterable[str]) -> ConfigRule:
+    """A rule that the field names one of `options` (``unknown WHAT 'x'``, listing them)."""
+    options = tuple(options)
+    return ConfigRule(field_name, lambda value: value in options, f"unknown {what} {{value!r}}",
+                      f"use one of: {', '.join(options)}")
+
+
+# TrainConfig's per-field checks, in the order they run (the first broken one is reported).
+CONFIG_RULES: tuple[ConfigRule, ...] = (
+    ConfigRule("steps", _positive_int_or_none, "steps must be a positive integer or None, got {value!r}",
+               "use e.g. steps=500"),
+    ConfigRule("seconds", lambda value: value is None or value > 0, "seconds must be positive or None, got {value!r}",
+               "use e.g. seconds=60"),
+    *(ConfigRule(name, _positive_int_or_none, "{name} must be a positive integer, got {value!r}", f"use e.g. {name}=16")
+      for name in ("batch_size", "eval_batch_size", "final_batch_size")),
+    ConfigRule("lr", lambda value: value > 0, "lr must be positive, got {value!r}", "use e.g. lr=1e-3"),
+    _one_of("optimizer", "optimizer", OPTIMIZERS),
+    _one_of("schedule", "learning-rate schedule", SCHEDULES),
+    _one_of("amp", "amp mode", AMP_MODES),
+    ConfigRule("final_phase", _share, "final_phase must be a share of the budget in [0, 1), got {value!r}",
+               "use e.g. final_phase=0.25, or 0 to train on the patches only"),
+    ConfigRule("bn_recalibration", _non_negative_int, "bn_recalibration must be a non-negative integer, got {value!r}",
+               "use e.g. bn_recalibration=256, or 0 to keep the running statistics as trained"),
+    ConfigRule("eval_at", _step_numbers, "eval_at must be positive step numbers, got {value!r}",
+               "use e.g. eval_at=(50, 100)"),
+    ConfigRule("seed", _non_negative_int, "seed must be a non-negative integer, got {value!r}", "use e.g. seed=0"),
+)
 
 
 @dataclass
@@ -78,32 +140,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps is None and self.seconds is None:
             raise UserError("the training budget has neither steps nor seconds", "set steps=N, seconds=S, or both")
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
-            raise UserError(f"steps must be a positive integer or None, got {self.steps!r}", "use e.g. steps=500")
-        if self.seconds is not None and not self.seconds > 0:
-            raise UserError(f"seconds must be positive or None, got {self.seconds!r}", "use e.g. seconds=60")
-        for name in ("batch_size", "eval_batch_size", "final_batch_size"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise UserError(f"{name} must be a positive integer, got {value!r}", f"use e.g. {name}=16")
-        if not self.lr > 0:
-            raise UserError(f"lr must be positive, got {self.lr!r}", "use e.g. lr=1e-3")
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown optimizer {self.optimizer!r}", f"use one of: {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"unknown learning-rate schedule {self.schedule!r}", f"use one of: {', '.join(SCHEDULES)}")
-        if self.amp not in AMP_MODES:
-            raise UserError(f"unknown amp mode {self.amp!r}", f"use one of: {', '.join(AMP_MODES)}")
-        if isinstance(self.final_phase, bool) or not isinstance(self.final_phase, (int, float)) or not 0 <= self.final_phase < 1:
-            raise UserError(f"final_phase must be a share of the budget in [0, 1), got {self.final_phase!r}",
-                            "use e.g. final_phase=0.25, or 0 to train on the patches only")
-        if not isinstance(self.bn_recalibration, int) or self.bn_recalibration < 0:
-            raise UserError(f"bn_recalibration must be a non-negative integer, got {self.bn_recalibration!r}",
-                            "use e.g. bn_recalibration=256, or 0 to keep the running statistics as trained")
-        if any(not isinstance(step, int) or step < 1 for step in self.eval_at):
-            raise UserError(f"eval_at must be positive step numbers, got {self.eval_at!r}", "use e.g. eval_at=(50, 100)")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise UserError(f"seed must be a non-negative integer, got {self.seed!r}", "use e.g. seed=0")
+        for rule in CONFIG_RULES:
+            rule.check(getattr(self, rule.field))
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from indexnas.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from indexnas.zoo.registry import TASKS, create_model, example_input, list_models, model_task, paper_baseline
+    from indexnas.zoo.registry import create_model, example_input, list_models, model_task, paper_baseline
 
-__all__ = ["TASKS", "create_model", "example_input", "list_models", "model_task", "paper_baseline"]
+__all__ = ["create_model", "example_input", "list_models", "model_task", "paper_baseline"]
 __getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "indexnas.zoo.registry"))

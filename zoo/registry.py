@@ -25,7 +25,6 @@ from indexnas.zoo.segnet import SegNet
 from indexnas.zoo.unet import TimmUNet
 
 TIMM_PREFIX = "timm:"
-TASKS: tuple[str, ...] = ("denoise", "segment", "depth", "matting")
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ def paper_baseline(name: str) -> dict:
 
 
 def model_task(name: str) -> str:
-    """The task a zoo model solves: one of TASKS."""
+    """The task a zoo model solves: the name of a built-in task (tasks/registry.py)."""
     return _entry(name).task
 
 

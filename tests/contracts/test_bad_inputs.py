@@ -25,7 +25,7 @@ from indexnas.spec import IndexSpec
 from indexnas.reports.frame import trials_frame
 from indexnas.reports.source import results_from_study
 from indexnas.reports.trained import trained_index_maps
-from indexnas.tasks.data import folder_dataset
+from indexnas.tasks.registry import folder_dataset
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage import open_storage
 from indexnas.search.run import run_search

@@ -16,7 +16,7 @@ from indexnas.errors import UserError
 from indexnas.tasks.data.dataset import SampleDataset
 from indexnas.search.settings import SearchSettings
 from indexnas.search.run import run_search
-from indexnas.tasks.definitions import get_task
+from indexnas.tasks.registry import get_task
 from indexnas.tasks.problem import TaskProblem
 
 

@@ -498,7 +498,7 @@ def test_report_rebuilds_the_best_kept_trial_and_draws_its_index_maps(tmp_path):
     from indexnas.search.settings import SearchSettings
     from indexnas.search.checkpoints import checkpoint as trial_checkpoint
     from indexnas.search.space import SearchSpace
-    from indexnas.tasks.definitions import get_task
+    from indexnas.tasks.registry import get_task
 
     search = SearchSettings(task="denoise", model="dncnn_segnet", study="kept", storage=str(tmp_path / "s.log"),
                             out=str(tmp_path / "run"), width=0.125, flops_size=40)

@@ -16,7 +16,7 @@ from indexnas.errors import UserError
 from indexnas.tasks.problem import build_datasets
 from indexnas.search.settings import SearchSettings
 from indexnas.search.run import run_search
-from indexnas.tasks.definitions import get_task
+from indexnas.tasks.registry import get_task
 from indexnas.tasks.train import TrainConfig, evaluate
 from indexnas.zoo.checkpoint import read_checkpoint
 from indexnas.tasks.problem import TaskProblem
@@ -28,7 +28,7 @@ import json, sys, torch
 import indexnas
 from indexnas.tasks.problem import build_datasets
 from indexnas.search.settings import SearchSettings
-from indexnas.tasks.definitions import get_task
+from indexnas.tasks.registry import get_task
 from indexnas.tasks.train import TrainConfig, evaluate
 torch.set_num_threads(1)
 settings = SearchSettings(**json.loads(sys.argv[2]))

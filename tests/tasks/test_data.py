@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from indexnas.errors import UserError
-from indexnas.tasks.data import builtin_dataset, dataset_options, folder_dataset
+from indexnas.tasks.registry import builtin_dataset, dataset_options, folder_dataset
 from indexnas.tasks.data.matting import trimap_from_alpha
 from indexnas.tasks.data.segment import TEXTURE_CLASSES
 

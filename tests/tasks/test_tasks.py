@@ -12,7 +12,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from indexnas.errors import UserError
 from indexnas.tasks import metrics
-from indexnas.tasks.definitions import TASKS, MattingTask, get_task
+from indexnas.tasks.definitions import MattingTask
+from indexnas.tasks.registry import get_task
 
 
 def _grey_pair(seed: int = 0, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -24,27 +25,6 @@ def _grey_pair(seed: int = 0, noise: float = 0.1) -> tuple[np.ndarray, np.ndarra
 def _nchw(image: np.ndarray) -> torch.Tensor:
     tensor = torch.from_numpy(image)
     return tensor[None, None] if tensor.dim() == 2 else tensor.permute(2, 0, 1)[None]
-
-
-# ---------------------------------------------------------------- registry
-
-
-def test_task_registry_names_metrics_and_directions() -> None:
-    table = {name: (t.primary_metric, t.direction, t.in_channels) for name, t in TASKS.items()}
-    assert table == {
-        "denoise": ("psnr", "maximize", 1),
-        "segment": ("miou", "maximize", 3),
-        "matting": ("sad", "minimize", 4),
-        "depth": ("rmse", "minimize", 3),
-    }
-    assert get_task("depth") is TASKS["depth"]
-    with pytest.raises(UserError, match="denoise, segment, matting, depth"):
-        get_task("classify")
-    assert get_task("matting", alpha_from="clamp").alpha_from == "clamp"
-    with pytest.raises(UserError, match="alpha_from"):
-        get_task("matting", alpha_from="tanh")
-    with pytest.raises(UserError, match="has no option sigma"):
-        get_task("denoise", sigma=25)
 
 
 # ---------------------------------------------------------------- denoising

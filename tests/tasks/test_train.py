@@ -12,8 +12,7 @@ from PIL import Image
 from torch import nn
 
 from indexnas.errors import UserError
-from indexnas.tasks.data import builtin_dataset, folder_dataset
-from indexnas.tasks.definitions import TASKS, get_task
+from indexnas.tasks.registry import REGISTRY, builtin_dataset, folder_dataset, get_task
 from indexnas.tasks.train import DivergedError, TrainConfig, evaluate, resolve_amp, seed_everything, train_and_evaluate
 
 
@@ -39,7 +38,7 @@ def _quick(**overrides) -> TrainConfig:
     return TrainConfig(**settings)
 
 
-@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("task_name", list(REGISTRY))
 def test_five_steps_on_every_task_give_finite_metrics(task_name: str) -> None:
     train, val = builtin_dataset(task_name, val_count=4)
     task = get_task(task_name)
@@ -138,7 +137,7 @@ def test_sgd_and_adamw_optimizers_train() -> None:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("task_name", list(REGISTRY))
 def test_cuda_mixed_precision_run(task_name: str) -> None:
     train, val = builtin_dataset(task_name, val_count=4)
     result = train_and_evaluate(
