@@ -3,7 +3,7 @@ the folder layout, its metrics with their directions and the zoo models that ser
 
 Every lookup by task name goes through `task_entry`: an unknown name is one UserError listing the valid ones.
 `get_task`, `builtin_dataset`, `folder_dataset` and `dataset_options` are read from the entries;
-tasks/names.py keeps the names light for the command line's parser (tests/tasks/test_registry.py checks them).
+search/settings.py spells the names in --task's help, since search imports nothing from here (tests/tasks/test_registry.py checks them).
 """
 
 from __future__ import annotations

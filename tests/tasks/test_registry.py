@@ -1,5 +1,5 @@
 """tasks/registry.py: every built-in task has every part, lookups list the valid names, and the light names
-(tasks/names.py, the CLI's `--task` help) and the zoo's tasks are the registry's."""
+(the CLI's `--task` help) and the zoo's tasks are the registry's."""
 
 from __future__ import annotations
 
