@@ -1,4 +1,9 @@
-"""The search: studies over per-pair IndexNet choices (study, suggest, problem, storage, ...).
+"""The search: Optuna studies over per-pair IndexNet choices, on whatever `Problem` it is handed.
+
+Three rooms: running a study (run, context, schedule, trial, study, checkpoints, workers, summary, retrain),
+its settings and storage (settings, setting_checks, demo, preflight, problem, storage_urls, storage, locks,
+heartbeat, journal, optuna_private) and the strategies (samplers, frontier, halving, oneshot, space, pair_space,
+canonical, cache, objectives, scoring). It imports nothing from `indexnas.tasks`: the CLI hands it `TaskProblem`.
 
 ``indexnas.search`` is this package and also `indexnas.api.search`: calling the package,
 ``indexnas.search(model, example_input, train=..., evaluate=..., directions=...)``, runs a search
