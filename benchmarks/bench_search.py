@@ -55,6 +55,8 @@ from indexnas.search import pair_space
 from indexnas.search.cache import is_duplicate
 from indexnas.search.context import SearchContext, prepare
 from indexnas.search.demo import DEMO
+from indexnas.search.record import (CHOICES, METRICS, ONESHOT, PARAMS_ADDED, SETTINGS, STEPS, TRAIN_STEPS, UNIFORM,
+                                    StudyRecord, TrialRecord)
 from indexnas.search.run import run_search
 from indexnas.search.settings import SearchSettings
 from indexnas.search.study import open_study, settings_storage
@@ -90,7 +92,6 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 FRACTIONS = (0.25, 0.5, 1.0)
 QUICK = dict(budget_steps=2, batch_size=4, eval_size=32)  # --quick: every path, a few steps each
 WALL_ATTR = "bench:wall_s"  # study user attr: wall seconds this benchmark spent on the arm
-ONESHOT_ATTR = "indexnas:oneshot"  # study user attr of the oneshot strategy: what the supernet cost (its steps)
 RETRAIN_SEED_BASE = 5000  # seeds of the dominance check's retrainings: far from every trial's
 
 
@@ -129,7 +130,8 @@ class ArmRun:
 
 def steps_of(trial: FrozenTrial) -> int:
     """The training steps a trial used (``train_steps``, which a trial stopped at a rung records too)."""
-    return int(trial.user_attrs.get("train_steps", trial.user_attrs.get("steps")) or 0)
+    attrs = TrialRecord.of(trial)
+    return int(attrs.get(TRAIN_STEPS, attrs.get(STEPS)) or 0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -223,19 +225,20 @@ def load_arm(settings: SearchSettings, strategy: str) -> ArmRun:
 
 def arm_run(study: optuna.Study, settings: SearchSettings, strategy: str) -> ArmRun:
     """One arm's study as an ArmRun (its trials in order, the supernet's steps, its wall time)."""
-    attrs = study.user_attrs.get("indexnas", {})
-    up_front = int(study.user_attrs.get(ONESHOT_ATTR, {}).get("steps", 0))
+    stored = StudyRecord.of(study)
+    attrs = stored.get(SETTINGS, {})
+    up_front = int(stored.get(ONESHOT, {}).get("steps", 0))
     return ArmRun(settings.task, strategy, settings.seed, study.get_trials(deepcopy=False), up_front,
                   float(study.user_attrs.get(WALL_ATTR, 0.0)), attrs["primary_metric"], attrs["direction"])
 
 
 def _print_trial(host: str, strategy: str, seed: int, trial: FrozenTrial) -> None:
-    attrs = trial.user_attrs
-    metric = next(iter(attrs.get("metrics", {}).values()), float("nan"))
+    attrs = TrialRecord.of(trial)
+    metric = next(iter(attrs.get(METRICS, {}).values()), float("nan"))
     note = " (cache)" if is_duplicate(trial) else ""
     print(f"  {host} s{seed} {strategy:<11} #{trial.number:<3} {trial.state.name:<8} {metric:8.3f}  "
-          f"+{attrs.get('params_added', 0):>9,}  {steps_of(trial):>4} steps  "
-          f"{label(attrs.get('choices', {}))}{note}", flush=True)
+          f"+{attrs.get(PARAMS_ADDED, 0):>9,}  {steps_of(trial):>4} steps  "
+          f"{label(attrs.get(CHOICES, {}))}{note}", flush=True)
 
 
 def label(choices: dict[str, str]) -> str:
@@ -255,13 +258,18 @@ def kind(choices: dict[str, str]) -> str:
 
 
 def metric_of(trial: FrozenTrial, metric: str) -> float:
-    return float(trial.user_attrs.get("metrics", {}).get(metric, float("nan")))
+    return float(TrialRecord.of(trial).get(METRICS, {}).get(metric, float("nan")))
+
+
+def params_of(trial: FrozenTrial) -> int:
+    """Parameters the trial's rewrite adds (0 when it records none)."""
+    return TrialRecord.of(trial).get(PARAMS_ADDED, 0)
 
 
 def points(trials: list[FrozenTrial], metric: str) -> np.ndarray:
     if not trials:
         return np.empty((0, 2))
-    return np.array([[metric_of(t, metric), float(t.user_attrs.get("params_added", 0))] for t in trials])
+    return np.array([[metric_of(t, metric), float(params_of(t))] for t in trials])
 
 
 def hypervolume(trials: list[FrozenTrial], metric: str, direction: str, reference: tuple[float, float]) -> float:
@@ -273,7 +281,7 @@ def hypervolume(trials: list[FrozenTrial], metric: str, direction: str, referenc
 
 
 def host_trial(run: ArmRun) -> FrozenTrial | None:
-    return next((t for t in run.trials if t.state == TrialState.COMPLETE and t.user_attrs.get("uniform") == "host"),
+    return next((t for t in run.trials if t.state == TrialState.COMPLETE and TrialRecord.of(t).get(UNIFORM) == "host"),
                 None)
 
 
@@ -282,7 +290,7 @@ def reference_point(runs: list[ArmRun]) -> tuple[float, float]:
     metric, direction = runs[0].metric, runs[0].direction
     hosts = [metric_of(t, metric) for r in runs if (t := host_trial(r)) is not None]
     worst = min(hosts) if direction == "maximize" else max(hosts)
-    largest = max(float(t.user_attrs.get("params_added", 0)) for r in runs for t in r.trials
+    largest = max(float(params_of(t)) for r in runs for t in r.trials
                   if t.state == TrialState.COMPLETE)
     return worst, float(log_params(largest) + PARAMS_REFERENCE_MARGIN)
 
@@ -309,7 +317,7 @@ def dominates(a: FrozenTrial, b: FrozenTrial, metric: str, direction: str) -> bo
     ma, mb = metric_of(a, metric), metric_of(b, metric)
     better = ma >= mb if direction == "maximize" else ma <= mb
     strictly = ma != mb
-    ca, cb = a.user_attrs.get("params_added", 0), b.user_attrs.get("params_added", 0)
+    ca, cb = params_of(a), params_of(b)
     return bool(better and ca <= cb and (strictly or ca < cb))
 
 
@@ -317,7 +325,7 @@ def retrain(context: SearchContext, trial: FrozenTrial, seeds: list[int]) -> lis
     """The trial's configuration fine-tuned again from the warm host with each of ``seeds`` (primary metric),
     exactly as `--retrain-seeds` does it (`SearchContext.train_configuration`)."""
     metric = next(iter(context.problem.directions))
-    return [context.train_configuration(trial.user_attrs["choices"], seed, "retrain")[2][metric] for seed in seeds]
+    return [context.train_configuration(TrialRecord.of(trial)[CHOICES], seed, "retrain")[2][metric] for seed in seeds]
 
 
 Retrain = Callable[[FrozenTrial, list[int]], list[float]]
@@ -336,7 +344,7 @@ def dominance_checks(runs: list[ArmRun], count: int, retrain_with: Retrain) -> l
     checks = []
     for run in runs:
         challengers = [t for t in front(run.trials, metric, direction)
-                       if kind(t.user_attrs.get("choices", {})) == "mixed" and dominates(t, best, metric, direction)]
+                       if kind(TrialRecord.of(t).get(CHOICES, {})) == "mixed" and dominates(t, best, metric, direction)]
         if run.strategy == "grid" or not challengers:
             checks.append({"strategy": run.strategy, "seed": run.seed, "challenger": None})
             continue
@@ -346,9 +354,10 @@ def dominance_checks(runs: list[ArmRun], count: int, retrain_with: Retrain) -> l
         difference = np.mean(scores) - np.mean(best_scores)
         spread = math.sqrt(np.var(scores, ddof=1) / len(scores) + np.var(best_scores, ddof=1) / len(best_scores))
         sign = 1 if direction == "maximize" else -1
-        checks.append({"strategy": run.strategy, "seed": run.seed, "challenger": label(challenger.user_attrs["choices"]),
-                       "challenger_params": challenger.user_attrs.get("params_added", 0), "challenger_scores": scores,
-                       "best": label(best.user_attrs["choices"]), "best_params": best.user_attrs.get("params_added", 0),
+        checks.append({"strategy": run.strategy, "seed": run.seed,
+                       "challenger": label(TrialRecord.of(challenger)[CHOICES]),
+                       "challenger_params": params_of(challenger), "challenger_scores": scores,
+                       "best": label(TrialRecord.of(best)[CHOICES]), "best_params": params_of(best),
                        "best_scores": best_scores, "difference": float(difference), "se": spread,
                        "beyond": bool(sign * difference > 2 * spread)})
     return checks
@@ -468,7 +477,7 @@ def cached_checks(path: Path, context: SearchContext, runs: list[ArmRun], count:
             retrained.setdefault(f"{check['challenger']} {seeds}", check["challenger_scores"][1:])
 
     def retrain_with(trial: FrozenTrial, seeds: list[int]) -> list[float]:
-        key = f"{label(trial.user_attrs['choices'])} {seeds}"
+        key = f"{label(TrialRecord.of(trial)[CHOICES])} {seeds}"
         if key not in retrained:
             retrained[key] = retrain(context, trial, seeds)
             atomic_write_bytes(json.dumps({"retrained": retrained}, indent=1).encode(), path)

@@ -18,6 +18,7 @@ from torch import nn
 from indexnas.errors import UserError
 from indexnas.search.export import rebuild
 from indexnas.search.problem import Budget
+from indexnas.search.record import RECIPE, TrialRecord
 from indexnas.search.settings import SearchSettings, api_defaults, default_out
 from indexnas.search.space import SearchSpace, Suggestion, suggest
 
@@ -94,7 +95,7 @@ def apply(model: nn.Module, recipe_or_trial: Any, example_input: torch.Tensor) -
     if isinstance(recipe_or_trial, (str, os.PathLike)):
         recipe = recipes.load(recipe_or_trial)
     elif hasattr(recipe_or_trial, "user_attrs"):
-        recipe = recipe_or_trial.user_attrs.get("recipe")
+        recipe = TrialRecord.of(recipe_or_trial).get(RECIPE)
         if recipe is None:
             raise UserError(f"trial {getattr(recipe_or_trial, 'number', '?')} has no recipe",
                             "pass a trial that `indexnas.suggest` or a search rewrote")

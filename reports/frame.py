@@ -23,11 +23,11 @@ from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
 from indexnas.reports.pareto import pareto_mask
 from indexnas.reports.source import Results
-from indexnas.search.halving import PRUNED_AT_ATTR, RUNGS_ATTR
-from indexnas.search.retrain import RETRAIN_ATTR
+from indexnas.search import record
+from indexnas.search.record import TrialRecord
 
-COST_COLUMNS = ("params_added", "params_total", "gflops", "gflops_added", "latency_ms", "train_seconds", "steps",
-                "train_steps")
+COST_ATTRIBUTES = (*record.COSTS, record.LATENCY_MS, record.TRAIN_SECONDS, record.STEPS, record.TRAIN_STEPS)
+COST_COLUMNS = tuple(attribute.key for attribute in COST_ATTRIBUTES)  # each column named as its attribute
 RUN_COLUMNS = ("device", "worker", "failure_kind", "failure_message", "checkpoint",
                "datetime_start", "datetime_complete")
 SPREAD_COLUMNS = ("seed_mean", "seed_sd", "seed_n")
@@ -55,44 +55,45 @@ def _pair_names(results: Results) -> list[str]:
     """Pair names in the study's order, then any that only trials mention (in first-seen order)."""
     names = [pair["name"] for pair in results.settings.get("pairs", [])]
     for trial in results.trials:
-        names += [n for n in trial["user_attrs"].get("choices", {}) if n not in names]
+        names += [n for n in TrialRecord(trial["user_attrs"]).get(record.CHOICES, {}) if n not in names]
     return names
 
 
 def _metric_names(results: Results, primary: str) -> list[str]:
     names = [primary]
     for trial in results.trials:
-        names += [n for n in trial["user_attrs"].get("metrics", {}) if n not in names]
+        names += [n for n in TrialRecord(trial["user_attrs"]).get(record.METRICS, {}) if n not in names]
     return names
 
 
 def _row(trial: dict[str, Any], pairs: list[str], metrics: list[str]) -> dict[str, Any]:
-    attrs = trial["user_attrs"]
-    failure = attrs.get("failure") or rung_failure(attrs)
+    attrs = TrialRecord(trial["user_attrs"])
+    failure = attrs.get(record.FAILURE) or rung_failure(attrs)
     row: dict[str, Any] = {
-        "number": trial["number"], "state": trial["state"], "uniform": uniform_label(attrs.get("uniform"))
+        "number": trial["number"], "state": trial["state"], "uniform": uniform_label(attrs.get(record.UNIFORM))
     }
-    choices = attrs.get("choices", {})
+    choices = attrs.get(record.CHOICES, {})
     row.update({CHOICE_PREFIX + p: choices.get(p) for p in pairs})
-    measured = attrs.get("metrics", {})
+    measured = attrs.get(record.METRICS, {})
     row.update({METRIC_PREFIX + m: measured.get(m, np.nan) for m in metrics})
-    row.update({c: attrs.get(c, np.nan) for c in COST_COLUMNS})
-    row.update(device=attrs.get("device"), worker=attrs.get("worker"), checkpoint=attrs.get("checkpoint"))
+    row.update({a.key: attrs.get(a, np.nan) for a in COST_ATTRIBUTES})
+    row.update(device=attrs.get(record.DEVICE), worker=attrs.get(record.WORKER),
+               checkpoint=attrs.get(record.CHECKPOINT))
     row["failure_kind"], row["failure_message"] = failure.get("kind"), failure.get("message")
     row["datetime_start"], row["datetime_complete"] = trial.get("datetime_start"), trial.get("datetime_complete")
-    spread = attrs.get(RETRAIN_ATTR) or {}
+    spread = attrs.get(record.RETRAIN) or {}
     row.update(seed_mean=spread.get("mean", np.nan), seed_sd=spread.get("sd", np.nan), seed_n=spread.get("n", 1))
     return row
 
 
-def rung_failure(attrs: dict[str, Any]) -> dict[str, str]:
+def rung_failure(attrs: TrialRecord) -> dict[str, str]:
     """A trial pruned at a rung (search.halving) as the failures table shows it: where, and its rung scores."""
-    if PRUNED_AT_ATTR not in attrs:
+    if record.PRUNED_AT not in attrs:
         return {}
     scores = "; ".join(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
-                       for step, values in attrs.get(RUNGS_ATTR, {}).items())
-    return {"kind": "pruned_at_rung", "message": f"stopped after step {attrs[PRUNED_AT_ATTR]}, not in the best of its "
-            f"rung ({scores})"}
+                       for step, values in attrs.get(record.RUNG_SCORES, {}).items())
+    return {"kind": "pruned_at_rung", "message": f"stopped after step {attrs[record.PRUNED_AT]}, not in the best of "
+            f"its rung ({scores})"}
 
 
 def trials_frame(results: Results) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import optuna
 
 from indexnas.atomic import atomic_write_bytes
 from indexnas.errors import UserError
+from indexnas.search.record import SETTINGS, StudyRecord
 from indexnas.search.storage import open_storage
 from indexnas.search.storage_urls import locate_storage, mask_url
 
@@ -85,7 +86,7 @@ def results_from_study(study: optuna.Study) -> Results:
 
     directions = [d.name.lower() for d in study.directions]
     trials = attach(study.user_attrs, [trial_record(t) for t in study.get_trials(deepcopy=False)])
-    settings = dict(study.user_attrs.get("indexnas", {}))
+    settings = dict(StudyRecord.of(study).get(SETTINGS, {}))
     return Results(study.study_name, settings, directions, trials, source=f"study {study.study_name!r}")
 
 

@@ -1,9 +1,9 @@
 """Rebuild a study's best kept trial from its checkpoint, to show its index maps in the report.
 
-The search keeps the weights of Pareto-optimal trials as self-describing checkpoints at
-``user_attrs["checkpoint"]``; the model is rebuilt from one as `indexnas.load` does (`search.export.rebuild`:
-the host from its source and arguments, the recipe replayed, the weights loaded), and the maps are drawn
-on the first validation image of the task's data (from the study's stored search settings).
+The search keeps the weights of Pareto-optimal trials as self-describing checkpoints at their
+``checkpoint`` attribute (search/record.py); the model is rebuilt from one as `indexnas.load` does
+(`search.export.rebuild`: the host from its source and arguments, the recipe replayed, the weights loaded),
+and the maps are drawn on the first validation image of the task's data (from the study's stored settings).
 
 A host given as ``path/to/file.py:factory`` is rebuilt by executing that file, so the report does it
 only when asked (``allow_code``, ``indexnas report --allow-code``): a results.json can name any file.

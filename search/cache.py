@@ -15,37 +15,40 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from indexnas.spec import IndexSpec
+from indexnas.search import record
 from indexnas.search.canonical import canonical_choices, configuration_key
+from indexnas.search.record import CANONICAL, DUPLICATE_OF, TrialRecord
 
-KEY_ATTR = "canonical"  # user attr: the configuration's canonical key
-DUPLICATE_ATTR = "duplicate_of"  # user attr: the number of the trial whose result answered this one
+# search/study.py reads these two keys until the lead moves its readers to search.record (then they go).
+KEY_ATTR, DUPLICATE_ATTR = CANONICAL.key, DUPLICATE_OF.key
 # What a repeat copies from the trial that answers it (its own seed, worker and timing stay its own).
-COPIED_ATTRS = ("recipe", "params_added", "params_total", "gflops", "gflops_added", "metrics", "item_scores",
-                "score_se", "score_se_vs_host", "seed", "steps", "device", "latency_ms")
+COPIED = (record.RECIPE, *record.COSTS, record.METRICS, record.ITEM_SCORES, record.SCORE_SE,
+          record.SCORE_SE_VS_HOST, record.SEED, record.STEPS, record.DEVICE, record.LATENCY_MS)
 
 
 def find_duplicate(trial: optuna.Trial, choices: Mapping[str, IndexSpec | str],
                    pairs: Sequence[Mapping[str, Any]]) -> FrozenTrial | None:
     """Record the trial's canonical key; return the completed trial of the same model (None: train this one)."""
     key = configuration_key(choices, pairs)
-    trial.set_user_attr(KEY_ATTR, key)
-    trial.set_user_attr("canonical_choices", canonical_choices(choices, pairs))
+    record.write(trial, CANONICAL, key)
+    record.write(trial, record.CANONICAL_CHOICES, canonical_choices(choices, pairs))
     for done in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if done.user_attrs.get(KEY_ATTR) == key and DUPLICATE_ATTR not in done.user_attrs:
+        if TrialRecord.of(done).get(CANONICAL) == key and not is_duplicate(done):
             return done
     return None
 
 
 def answer(trial: optuna.Trial, original: FrozenTrial) -> tuple[float, ...]:
     """Complete ``trial`` with ``original``'s values and results, recorded as a repeat of it."""
-    for name in COPIED_ATTRS:
-        if name in original.user_attrs:
-            trial.set_user_attr(name, original.user_attrs[name])
-    trial.set_user_attr(DUPLICATE_ATTR, original.number)
-    trial.set_user_attr("train_seconds", 0.0)
+    stored = TrialRecord.of(original)
+    for attribute in COPIED:
+        if attribute in stored:
+            record.write(trial, attribute, stored[attribute])
+    record.write(trial, DUPLICATE_OF, original.number)
+    record.write(trial, record.TRAIN_SECONDS, 0.0)
     return tuple(original.values)
 
 
 def is_duplicate(trial: FrozenTrial) -> bool:
     """True for a trial answered from the cache (not trained)."""
-    return DUPLICATE_ATTR in trial.user_attrs
+    return DUPLICATE_OF in TrialRecord.of(trial)

@@ -116,6 +116,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     import optuna
 
     from indexnas.search.export import export_trial, pick_trial
+    from indexnas.search.record import CHOICES, UNIFORM, TrialRecord
     from indexnas.search.storage import open_storage
     from indexnas.search.storage_urls import locate_storage, mask_url
 
@@ -130,7 +131,8 @@ def run_export_command(args: argparse.Namespace) -> int:
     trial = pick_trial(optuna.load_study(study_name=args.study, storage=storage), args.trial, args.metric)
     written = export_trial(trial, Path(args.out), args.onnx and Path(args.onnx),
                            args.torch_export and Path(args.torch_export))
-    print(f"trial {trial.number} ({trial.user_attrs.get('uniform') or ' | '.join(trial.user_attrs['choices'].values())})"
+    attrs = TrialRecord.of(trial)
+    print(f"trial {trial.number} ({attrs.get(UNIFORM) or ' | '.join(attrs[CHOICES].values())})"
           f": {', '.join(str(path) for path in written)}")
     print(f"load it with: indexnas.load({str(written[0])!r})")
     return 0

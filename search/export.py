@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from indexnas.errors import UserError
+from indexnas.search.record import CHECKPOINT, SETTINGS, StudyRecord, TrialRecord
 
 
 def rebuild(path: str | os.PathLike, model: nn.Module | None = None,
@@ -55,8 +56,7 @@ def rebuild(path: str | os.PathLike, model: nn.Module | None = None,
 
 def pick_trial(study: optuna.Study, which: str, metric: str | None) -> FrozenTrial:
     """Trial ``which`` (a number) or ``"best"``: the kept trial with the best ``metric`` (an objective's name)."""
-    kept = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("checkpoint") and Path(t.user_attrs["checkpoint"]).is_file()]
+    kept = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _kept(t)]
     if which != "best":
         if not which.isdigit():
             raise UserError(f"--trial {which!r} is neither a trial number nor 'best'", "pass e.g. --trial 7 or --trial best")
@@ -68,7 +68,7 @@ def pick_trial(study: optuna.Study, which: str, metric: str | None) -> FrozenTri
             raise UserError(f"trial {which} has no weights on this machine (only Pareto-optimal trials keep theirs)",
                             f"pick one of the kept trials: {numbers}")
         return trial
-    names = study.metric_names or study.user_attrs.get("indexnas", {}).get("objectives") or []
+    names = study.metric_names or StudyRecord.of(study).get(SETTINGS, {}).get("objectives") or []
     metric = metric or (names[0] if names else None)
     if metric not in names:
         raise UserError(f"--metric {metric!r} is not one of the study's objectives", f"use one of: {', '.join(names)}")
@@ -80,11 +80,17 @@ def pick_trial(study: optuna.Study, which: str, metric: str | None) -> FrozenTri
     return pick(kept, key=lambda t: t.values[index])
 
 
+def _kept(trial: FrozenTrial) -> bool:
+    """Whether the trial's weights are on this machine."""
+    path = TrialRecord.of(trial).get(CHECKPOINT)
+    return bool(path) and Path(path).is_file()
+
+
 def export_trial(trial: FrozenTrial, out: Path, onnx: Path | None = None, torch_export: Path | None = None) -> list[Path]:
     """Write the trial as ``out`` (rebuilt once to check it loads) and optional ONNX / torch.export files."""
     from indexnas.atomic import atomic_save
 
-    model, example, saved = rebuild(trial.user_attrs["checkpoint"])
+    model, example, saved = rebuild(TrialRecord.of(trial)[CHECKPOINT])
     written = []
     for path in (out, onnx, torch_export):
         if path is not None and not path.parent.is_dir():

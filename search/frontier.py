@@ -31,6 +31,7 @@ from indexnas.errors import UserError
 from indexnas.cost import PARAMS_REFERENCE_MARGIN, log_params
 from indexnas.search import pair_space
 from indexnas.search.canonical import canonical_choices, configuration_key
+from indexnas.search.record import CHOICES, PARAMS_ADDED, TrialRecord
 from indexnas.spec import KEEP, LEARNED_FAMILIES, IndexSpec
 
 log = logging.getLogger("indexnas.search")
@@ -112,24 +113,43 @@ def _shares_transitions(options: Mapping[str, Any]) -> bool:
 def candidates(spaces: list[pair_space.PairSpace], rng: random.Random) -> list[Choices]:
     """Every configuration of a space up to `ENUMERATE_LIMIT`, else `SAMPLED` random ones plus the uniform ones;
     one o2o-modelwise variant per configuration (one shared module)."""
-    variants = pair_space.modelwise_variants(spaces)
-    plain = [[c for c in s.choices if c != pair_space.MODELWISE] for s in spaces]
-    names = [s.name for s in spaces]
     if space_size(spaces) <= ENUMERATE_LIMIT:
-        out = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*plain)]
-        for variant in variants:
-            with_variant = [p + ([variant] if pair_space.MODELWISE in s.choices else []) for p, s in zip(plain, spaces)]
-            out += [dict(zip(names, combo, strict=True)) for combo in itertools.product(*with_variant)
-                    if variant in combo]
-        return out
+        return enumerated(spaces)
+    return sampled(spaces, rng) + uniform_configurations(spaces)
+
+
+def enumerated(spaces: list[pair_space.PairSpace]) -> list[Choices]:
+    """Every configuration of the space: those without o2o-modelwise, then those with each of its variants."""
+    names = [s.name for s in spaces]
+    plain = [[c for c in s.choices if c != pair_space.MODELWISE] for s in spaces]
+    out = _combinations(names, plain)
+    for variant in pair_space.modelwise_variants(spaces):
+        with_variant = [p + ([variant] if pair_space.MODELWISE in s.choices else []) for p, s in zip(plain, spaces)]
+        out += [choices for choices in _combinations(names, with_variant) if variant in choices.values()]
+    return out
+
+
+def _combinations(names: list[str], choices: list[list[str]]) -> list[Choices]:
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*choices)]
+
+
+def sampled(spaces: list[pair_space.PairSpace], rng: random.Random) -> list[Choices]:
+    """`SAMPLED` random configurations: a uniform choice per pair and one o2o-modelwise variant for all that pick it."""
+    variants = pair_space.modelwise_variants(spaces)
     out = []
     for _ in range(SAMPLED):
         variant = rng.choice(variants) if variants else None
         picks = [rng.choice(s.choices) for s in spaces]
-        out.append({n: variant if c == pair_space.MODELWISE else c for n, c in zip(names, picks, strict=True)})
-    for choice in dict.fromkeys(c for s in spaces for c in expand(s.choices, variants)):
-        out.append({s.name: choice if choice in expand(s.choices, variants) else KEEP for s in spaces})
+        out.append({s.name: variant if c == pair_space.MODELWISE else c for s, c in zip(spaces, picks, strict=True)})
     return out
+
+
+def uniform_configurations(spaces: list[pair_space.PairSpace]) -> list[Choices]:
+    """One configuration per choice any pair allows: that choice wherever it is allowed, keep elsewhere."""
+    variants = pair_space.modelwise_variants(spaces)
+    allowed = {s.name: expand(s.choices, variants) for s in spaces}
+    return [{name: choice if choice in options else KEEP for name, options in allowed.items()}
+            for choice in dict.fromkeys(c for options in allowed.values() for c in options)]
 
 
 def space_size(spaces: list[pair_space.PairSpace]) -> int:
@@ -244,6 +264,29 @@ def hypervolume_gain(front: np.ndarray, points: np.ndarray, reference: tuple[flo
     return (width * np.clip(metric - heights[None, :], 0.0, None)).sum(axis=1)
 
 
+def trained_front(observed: Sequence[FrozenTrial], sign: float) -> np.ndarray:
+    """The trained trials as (metric to maximise, log10(1 + Delta params)) points, one row each."""
+    return np.array([[sign * t.values[0], float(log_params(TrialRecord.of(t).get(PARAMS_ADDED, 0)))]
+                     for t in observed]).reshape(-1, 2)
+
+
+def prior_scale(y: np.ndarray, seen: Sequence[Choices]) -> float:
+    """The effects' scale before the model fits one: `FIRST_SCALE` of the host's metric (else the first trained)."""
+    host = [v for v, c in zip(y, seen, strict=True) if all(choice == KEEP for choice in c.values())]
+    return FIRST_SCALE * max(abs(host[0] if host else (y[0] if len(y) else 1.0)), 1e-6)
+
+
+def optimistic_gain(front: np.ndarray, optimistic: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Each candidate's hypervolume gain at its optimistic score and cost; when none would add area, how close each
+    comes (its optimistic score over the front's height at its cost)."""
+    reference = (float(min(front[:, 0].min() if len(front) else np.inf, optimistic.min())),
+                 float(cost.max()) + PARAMS_REFERENCE_MARGIN)
+    gain = hypervolume_gain(front, np.stack([optimistic, cost], axis=1), reference)
+    if gain.max() <= 0:
+        return optimistic - front_height(front, cost, reference[0])
+    return gain
+
+
 @dataclass
 class Candidate:
     """One configuration the sampler may pick: its choices, feature columns and log cost."""
@@ -335,41 +378,50 @@ class FrontierSampler(optuna.samplers.BaseSampler):
                            direction: optuna.study.StudyDirection) -> Choices | None:
         """The untried candidate of largest optimistic hypervolume gain; None when every candidate was tried."""
         sign = 1.0 if direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
-        observed = [t for t in trials if t.state == TrialState.COMPLETE and "choices" in t.user_attrs and t.values]
-        seen = [self._full(t.user_attrs["choices"]) for t in observed]
+        observed = [t for t in trials if t.state == TrialState.COMPLETE and CHOICES in TrialRecord.of(t) and t.values]
+        seen = [self._full(TrialRecord.of(t)[CHOICES]) for t in observed]
         if self.sampled:  # a sampled space grows around what was trained
-            for choices in seen:
-                for neighbour in neighbours(choices, self.spaces):
-                    self._add(self.pool, neighbour)
-        # every trial that asked for its choices, running ones included (a trial's "choices" come from its params)
-        tried = {configuration_key(self._choices_of(t.params), self.pairs) for t in trials if t.params}
+            self._grow(seen)
+        tried = self._tried(trials)
         keys = [k for k in self.pool if k not in tried]
         if not keys:
             return None
         opening = [k for k in self.opening if k not in tried]
         if opening:  # a family never trained: its uniform configuration first, the cheapest first
             return self.pool[min(opening, key=lambda k: self.pool[k].log_cost)].choices
-        rows = [self.pool[k] for k in keys]
-        x = self.model.matrix([r.columns for r in rows])
+        return self._most_promising([self.pool[k] for k in keys], observed, seen, sign)
+
+    def _grow(self, seen: list[Choices]) -> None:
+        """Add every neighbour of the trained configurations to the pool (a sampled space)."""
+        for choices in seen:
+            for neighbour in neighbours(choices, self.spaces):
+                self._add(self.pool, neighbour)
+
+    def _tried(self, trials: Sequence[FrozenTrial]) -> set[str]:
+        """Every trial that asked for its choices, running ones included (a trial's choices come from its params)."""
+        return {configuration_key(self._choices_of(t.params), self.pairs) for t in trials if t.params}
+
+    def _most_promising(self, rows: list[Candidate], observed: list[FrozenTrial], seen: list[Choices],
+                        sign: float) -> Choices:
+        """The candidate whose optimistic score adds the most area to the trained front (ties: the cheapest, then
+        the first); ``sign`` turns the metric into one to maximise."""
         cost = np.array([r.log_cost for r in rows])
         y = np.array([sign * t.values[0] for t in observed])
-        front = np.array([[sign * t.values[0], float(log_params(t.user_attrs.get("params_added", 0)))]
-                          for t in observed]).reshape(-1, 2)
-        host = [v for v, c in zip(y, seen, strict=True) if all(choice == KEEP for choice in c.values())]
-        scale = FIRST_SCALE * max(abs(host[0] if host else (y[0] if len(y) else 1.0)), 1e-6)
-        if len(y):
-            x_seen = self.model.matrix([self.model.columns(c) for c in seen])
-            mean, sd = self.model.fit(x_seen, y, scale).predict(x)
-        else:
-            mean, sd = np.zeros(len(rows)), np.full(len(rows), scale)
-        optimistic = mean + OPTIMISM * sd
-        reference = (float(min(front[:, 0].min() if len(front) else np.inf, optimistic.min())),
-                     float(cost.max()) + PARAMS_REFERENCE_MARGIN)
-        gain = hypervolume_gain(front, np.stack([optimistic, cost], axis=1), reference)
-        if gain.max() <= 0:  # nothing would add area even optimistically: the one closest to doing so
-            gain = optimistic - front_height(front, cost, reference[0])
+        front = trained_front(observed, sign)
+        mean, sd = self._predict(rows, seen, y)
+        gain = optimistic_gain(front, mean + OPTIMISM * sd, cost)
         best = np.flatnonzero(gain >= gain.max() - 1e-12)
-        return rows[int(best[np.argmin(cost[best])])].choices  # ties: the cheapest, then the first
+        return rows[int(best[np.argmin(cost[best])])].choices
+
+    def _predict(self, rows: list[Candidate], seen: list[Choices], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and sd of each candidate's metric under the additive model fitted to the trained configurations
+        (the prior alone before any trained)."""
+        x = self.model.matrix([r.columns for r in rows])
+        scale = prior_scale(y, seen)
+        if not len(y):
+            return np.zeros(len(rows)), np.full(len(rows), scale)
+        x_seen = self.model.matrix([self.model.columns(c) for c in seen])
+        return self.model.fit(x_seen, y, scale).predict(x)
 
     def _full(self, choices: Mapping[str, str]) -> Choices:
         """A stored configuration with every pair named (pairs it leaves out keep)."""

@@ -23,11 +23,12 @@ import optuna
 from optuna.trial import TrialState
 
 from indexnas.errors import UserError
-from indexnas.search import objectives
-from indexnas.search.cache import DUPLICATE_ATTR, KEY_ATTR
+from indexnas.search import objectives, record
+from indexnas.search.cache import is_duplicate
+from indexnas.search.record import PRUNED_AT, RUNG_SCORES, TrialRecord
 
-RUNGS_ATTR = "rung_scores"  # trial user attr: {str(step): {metric: value}}, written as each rung is reached
-PRUNED_AT_ATTR = "pruned_at"  # trial user attr: the rung step a pruned trial stopped at
+# search/study.py reads these two keys until the lead moves its readers to search.record (then they go).
+RUNGS_ATTR, PRUNED_AT_ATTR = RUNG_SCORES.key, PRUNED_AT.key
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def rung_records(study: optuna.Study, step: int, names: tuple[str, ...],
     a NaN would never be dominated and would hold a place on the first front)."""
     records = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)):
-        scores = trial.user_attrs.get(RUNGS_ATTR, {}).get(str(step))
+        scores = TrialRecord.of(trial).get(RUNG_SCORES, {}).get(str(step))
         if scores is not None and all(m in scores and math.isfinite(scores[m]) for m in metric_directions):
             records.append(RungRecord(trial.number, objectives.values(names, metric_directions, scores,
                                                                         trial.user_attrs)))
@@ -106,7 +107,7 @@ class RungReports:
     def __init__(self, trial: optuna.Trial, names: tuple[str, ...], metric_directions: Mapping[str, str],
                  eta: int) -> None:
         self.trial, self.names, self.metric_directions = trial, names, dict(metric_directions)
-        self.eta, self.prune = eta, "uniform" not in trial.user_attrs  # the host and the paper grid: never
+        self.eta, self.prune = eta, record.UNIFORM not in TrialRecord.of(trial)  # the host and the paper grid: never
         self.scores: dict[str, dict[str, float]] = {}
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -116,14 +117,14 @@ class RungReports:
                             "report every metric the search optimises, as evaluate() returns them")
         scores = {str(k): float(v) for k, v in metrics.items()}
         self.scores[str(step)] = scores
-        self.trial.set_user_attr(RUNGS_ATTR, self.scores)
+        record.write(self.trial, RUNG_SCORES, self.scores)
         if not self.prune or not all(math.isfinite(scores[m]) for m in self.metric_directions):
             return  # a non-finite rung score is left to the final evaluation to report as the trial's failure
         own = RungRecord(self.trial.number, objectives.values(self.names, self.metric_directions, scores,
                                                               self.trial.user_attrs))
         records = rung_records(self.trial.study, step, self.names, self.metric_directions)
         if not keep_at_rung(own, records, self.eta, objectives.directions(self.names, self.metric_directions)):
-            self.trial.set_user_attr(PRUNED_AT_ATTR, step)
+            record.write(self.trial, PRUNED_AT, step)
             raise optuna.TrialPruned(f"not in the best 1/{self.eta} of {len(records)} records at step {step}")
 
 
@@ -131,14 +132,15 @@ def pruned_original(trial: optuna.Trial, key: str) -> optuna.trial.FrozenTrial |
     """The trial stopped at a rung with configuration ``key`` (search.cache's canonical key), if any: a repeat of
     it is pruned at once rather than trained again (as a repeat of a completed trial is answered from it)."""
     for done in trial.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
-        if done.user_attrs.get(KEY_ATTR) == key and PRUNED_AT_ATTR in done.user_attrs and DUPLICATE_ATTR not in done.user_attrs:
+        stored = TrialRecord.of(done)
+        if stored.get(record.CANONICAL) == key and PRUNED_AT in stored and not is_duplicate(done):
             return done
     return None
 
 
 def rung_pruned(trial: optuna.trial.FrozenTrial) -> bool:
     """True for a trial stopped at a rung (not one pruned over budget, which never trained)."""
-    return trial.state == TrialState.PRUNED and PRUNED_AT_ATTR in trial.user_attrs
+    return trial.state == TrialState.PRUNED and PRUNED_AT in TrialRecord.of(trial)
 
 
 def describe_rung_scores(scores: Mapping[str, Mapping[str, float]], metric: str) -> str:

@@ -29,6 +29,7 @@ from indexnas.spec import IndexSpec, paper_variants
 from indexnas.search import pair_space
 from indexnas.search.canonical import configuration_key
 from indexnas.search.problem import Budget, MetricNotFinite
+from indexnas.search.record import ONESHOT, ONESHOT_SCORE, UNIFORM, StudyRecord, enqueue, write_study
 from indexnas.search.settings import SearchSettings
 from indexnas.search.locks import study_lock
 from indexnas.search.optuna_private import storage_of
@@ -37,9 +38,7 @@ if TYPE_CHECKING:
     from indexnas.surgery.supernet import Supernet
 
 log = logging.getLogger("indexnas.search")
-ATTR = "indexnas:oneshot"  # study user attribute: the supernet's cost and scores
 SUPERNET_FILE = "supernet.pt"
-SCORE_ATTR = "oneshot_score"  # trial user attribute: the configuration's supernet score
 RECALIBRATION = 64  # samples a path's BatchNorm statistics are re-estimated over (a trial's final model: 256)
 
 
@@ -48,15 +47,14 @@ def enqueue_front(study: optuna.Study, context: Any) -> None:
     that score, and bound ``context.settings.trials`` (in place: the caller's settings) by the front's size.
     The scoring runs under the study lock, so two machines starting one study train one supernet."""
     with study_lock(storage_of(study), study.study_name):  # another process starting the same study waits, then reads
-        stored = study.user_attrs.get(ATTR)
+        stored = StudyRecord.of(study).get(ONESHOT)
         if stored is None:
             stored = score_space(context)
-            study.set_user_attr(ATTR, stored)
+            write_study(study, ONESHOT, stored)
     front = [stored["scored"][i] for i in spread(stored["front"], context.settings.trials)]
     for row in front:  # again on a resume: a crash may have come between storing and enqueueing
         params = pair_space.params_for(row["choices"], context.spaces)
-        attrs = {SCORE_ATTR: row["score"], **({"uniform": row["label"]} if row["label"] else {})}
-        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+        enqueue(study, params, {ONESHOT_SCORE: row["score"], **({UNIFORM: row["label"]} if row["label"] else {})})
     context.settings.trials = min(context.settings.trials, len(front))
     log.info("one-shot: %d configurations scored by the supernet, %d on its front; training %d stand-alone",
              len(stored["scored"]), len(stored["front"]), context.settings.trials)

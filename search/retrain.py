@@ -24,8 +24,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from indexnas.errors import describe
-from indexnas.search.cache import DUPLICATE_ATTR
 from indexnas.search.problem import Problem
+from indexnas.search.record import (CHOICES, DUPLICATE_OF, METRICS, RETRAIN, SEED, STEPS, TRAIN_SECONDS, TRAIN_STEPS,
+                                    StudyRecord, TrialRecord, retraining, retrainings, write_study)
 from indexnas.search.settings import SearchSettings
 from indexnas.search.locks import StudyLock, study_lock
 from indexnas.search.optuna_private import storage_of
@@ -45,8 +46,6 @@ class Retrainable(Protocol):
 
 
 log = logging.getLogger("indexnas.search")
-PREFIX = "indexnas:retrain:"  # study user attr per retrained trial
-RETRAIN_ATTR = "retrain"  # where a report's trial record (reports.source) carries its retraining record
 SEED_STRIDE = 1_000_000  # retrain seeds sit this far above the trial seeds (distinct below a million trials)
 
 
@@ -58,7 +57,7 @@ def retrain_seed(base: int, number: int, k: int) -> int:
 
 def front_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The trained trials behind the study's Pareto front: a repeat from the cache stands for its original."""
-    numbers = sorted({t.user_attrs.get(DUPLICATE_ATTR, t.number) for t in study.best_trials})
+    numbers = sorted({TrialRecord.of(t).get(DUPLICATE_OF, t.number) for t in study.best_trials})
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     return [trials[n] for n in numbers]
 
@@ -66,12 +65,12 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
 def attach(study_attrs: Mapping[str, Any], trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``trials`` (plain records: number, state, user_attrs) with each retrained one's record added as the user
     attribute ``retrain``; a repeat from the cache gets its original's."""
-    stored = {int(key.removeprefix(PREFIX)): value for key, value in study_attrs.items() if key.startswith(PREFIX)}
+    stored = retrainings(study_attrs)
     attached = []
     for trial in trials:
-        record = stored.get(trial["user_attrs"].get(DUPLICATE_ATTR, trial["number"]))
-        attached.append(trial if record is None else
-                        {**trial, "user_attrs": {**trial["user_attrs"], RETRAIN_ATTR: record}})
+        attrs = TrialRecord(trial["user_attrs"])
+        record = stored.get(attrs.get(DUPLICATE_OF, trial["number"]))
+        attached.append(trial if record is None else {**trial, "user_attrs": attrs.with_value(RETRAIN, record)})
     return attached
 
 
@@ -85,9 +84,10 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
 
 def own_run(trial: FrozenTrial, metric: str) -> dict[str, Any]:
     """A record holding only the study's own run of ``trial``."""
-    return summarize({"metric": metric, "seeds": [trial.user_attrs["seed"]], "metrics": [trial.user_attrs["metrics"]],
-                      "failures": {}, "train_seconds": [trial.user_attrs.get("train_seconds", 0.0)],
-                      "train_steps": [trial.user_attrs.get("train_steps", trial.user_attrs.get("steps"))]})
+    attrs = TrialRecord.of(trial)
+    return summarize({"metric": metric, "seeds": [attrs[SEED]], "metrics": [attrs[METRICS]],
+                      "failures": {}, "train_seconds": [attrs.get(TRAIN_SECONDS, 0.0)],
+                      "train_steps": [attrs.get(TRAIN_STEPS, attrs.get(STEPS))]})
 
 
 def retrain_front(study: optuna.Study, context: Retrainable, lock: StudyLock | None = None) -> None:
@@ -109,7 +109,7 @@ def retrain_front(study: optuna.Study, context: Retrainable, lock: StudyLock | N
 
 
 def _missing(study: optuna.Study, trial: FrozenTrial, context: Retrainable, extra: int) -> list[int]:
-    done = study.user_attrs.get(PREFIX + str(trial.number), {}).get("seeds", [])
+    done = StudyRecord.of(study).get(retraining(trial.number), {}).get("seeds", [])
     wanted = [retrain_seed(context.settings.seed, trial.number, k) for k in range(1, extra + 1)]
     return [seed for seed in wanted if seed not in done]
 
@@ -117,11 +117,11 @@ def _missing(study: optuna.Study, trial: FrozenTrial, context: Retrainable, extr
 def _retrain(study: optuna.Study, trial: FrozenTrial, seed: int, context: Retrainable) -> None:
     """Fine-tune ``trial``'s configuration from the warm host with ``seed`` and add the run to its record."""
     metric = next(iter(context.problem.directions))
-    key = PREFIX + str(trial.number)
-    record = study.user_attrs.get(key) or own_run(trial, metric)
+    attribute = retraining(trial.number)
+    record = StudyRecord.of(study).get(attribute) or own_run(trial, metric)
     metrics, failure, seconds, facts = None, None, 0.0, {}
     try:
-        facts, seconds, metrics = context.train_configuration(trial.user_attrs["choices"], seed,
+        facts, seconds, metrics = context.train_configuration(TrialRecord.of(trial)[CHOICES], seed,
                                                               f"trial {trial.number} seed {seed}")
     except Exception as error:  # a collapsed or failed run is a result of that seed: recorded, not retried
         failure = describe(error)
@@ -130,7 +130,7 @@ def _retrain(study: optuna.Study, trial: FrozenTrial, seed: int, context: Retrai
                         "failures": {**record["failures"], **({str(seed): failure[:500]} if failure else {})},
                         "train_seconds": [*record["train_seconds"], seconds],
                         "train_steps": [*record["train_steps"], facts.get("steps", context.settings.budget_steps)]})
-    study.set_user_attr(key, record)
+    write_study(study, attribute, record)
     if metrics is not None:
         log.info("trial %d retrained with seed %d: %s %.4g; %s %.4g +- %.2g (n=%d)", trial.number, seed, metric,
                  metrics[metric], metric, record["mean"], record["sd"], record["n"])

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import optuna
 
+from indexnas.search import record as trial_record
+
 
 def trial_seed(base: int, number: int) -> int:
     """The training seed of trial ``number`` in a study seeded ``base`` (the warm start uses ``base`` itself)."""
@@ -45,6 +47,8 @@ def primary_items(item_scores: Mapping[str, Sequence[float]]) -> list[float]:
 def record(trial: optuna.Trial, item_scores: Mapping[str, Sequence[float]], host: Mapping[str, Any]) -> None:
     """Store the trial's per-item scores and its standard errors (alone, and paired with the warm host)."""
     items = primary_items(item_scores)
-    trial.set_user_attr("item_scores", {name: [round(v, 4) for v in values] for name, values in item_scores.items()})
-    trial.set_user_attr("score_se", standard_error(items))
-    trial.set_user_attr("score_se_vs_host", paired_standard_error(items, primary_items(host.get("item_scores", {}))))
+    rounded = {name: [round(v, 4) for v in values] for name, values in item_scores.items()}
+    trial_record.write(trial, trial_record.ITEM_SCORES, rounded)
+    trial_record.write(trial, trial_record.SCORE_SE, standard_error(items))
+    trial_record.write(trial, trial_record.SCORE_SE_VS_HOST,
+                       paired_standard_error(items, primary_items(host.get("item_scores", {}))))

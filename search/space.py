@@ -18,9 +18,7 @@ from torch import nn
 
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
-from indexnas.search import pair_space
-
-COST_ATTRS = ("params_added", "params_total", "gflops", "gflops_added")  # trial user attributes of a rewrite
+from indexnas.search import pair_space, record
 
 
 @dataclass
@@ -36,7 +34,7 @@ class Suggestion:
     gflops_added: float
 
     def costs(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in COST_ATTRS}
+        return {cost.key: getattr(self, cost.key) for cost in record.COSTS}
 
 
 class SearchSpace:
@@ -71,14 +69,14 @@ class SearchSpace:
         """Ask ``trial`` for every pair's choices, rewrite a copy of the host, store recipe and costs on the
         trial; over a budget, raise `optuna.TrialPruned` (nothing was trained)."""
         choices = pair_space.suggest_choices(trial, self.spaces)
-        trial.set_user_attr("choices", {name: str(spec) for name, spec in choices.items()})
+        record.write(trial, record.CHOICES, {name: str(spec) for name, spec in choices.items()})
         suggestion = self.rewrite(choices)
-        trial.set_user_attr("recipe", suggestion.recipe)
-        for key, value in suggestion.costs().items():
-            trial.set_user_attr(key, value)
+        record.write(trial, record.RECIPE, suggestion.recipe)
+        for cost in record.COSTS:
+            record.write(trial, cost, getattr(suggestion, cost.key))
         over = over_budget(suggestion, max_params, max_gflops)
         if over:
-            trial.set_user_attr("failure", {"kind": "over_budget", "message": over})
+            record.write(trial, record.FAILURE, {"kind": "over_budget", "message": over})
             raise optuna.TrialPruned(over)
         return suggestion
 

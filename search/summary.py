@@ -10,10 +10,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from indexnas.search.cache import DUPLICATE_ATTR
-from indexnas.search.halving import PRUNED_AT_ATTR
 from indexnas.search import retrain
-from indexnas.search.retrain import RETRAIN_ATTR
+from indexnas.search.record import (CHOICES, DUPLICATE_OF, GFLOPS, PARAMS_ADDED, PRUNED_AT, RETRAIN, SCORE_SE_VS_HOST,
+                                    SETTINGS, TRAIN_SECONDS, TRAIN_STEPS, UNIFORM, StudyRecord, TrialRecord)
 from indexnas.search.settings import SearchSettings
 from indexnas.search.storage_urls import mask_url
 
@@ -28,21 +27,21 @@ def trial_counts(trials: list[dict[str, Any]], budget_steps: int) -> dict[str, i
     """What a study's trials cost (plain trial records with their retraining attached, `trial_dicts`): completed
     trials trained in full or answered from the cache, trials pruned at a rung and the steps that saved,
     over-budget and failed trials, retrained front trials and their extra runs, and all training steps used."""
-    complete = [t for t in trials if t["state"] == "COMPLETE"]
-    repeats = sum(DUPLICATE_ATTR in t["user_attrs"] for t in complete)
-    pruned = [t for t in trials if t["state"] == "PRUNED"]
-    at_rung = [t for t in pruned if PRUNED_AT_ATTR in t["user_attrs"]]
-    retrained = {t["user_attrs"].get(DUPLICATE_ATTR, t["number"]): t["user_attrs"][RETRAIN_ATTR]
-                 for t in trials if RETRAIN_ATTR in t["user_attrs"]}
+    records = [(t, TrialRecord(t["user_attrs"])) for t in trials]
+    complete = [r for t, r in records if t["state"] == "COMPLETE"]
+    repeats = sum(DUPLICATE_OF in r for r in complete)
+    pruned = [r for t, r in records if t["state"] == "PRUNED"]
+    at_rung = [r for r in pruned if PRUNED_AT in r]
+    retrained = {r.get(DUPLICATE_OF, t["number"]): r[RETRAIN] for t, r in records if RETRAIN in r}
     retrain_steps = sum(steps or 0 for record in retrained.values() for steps in record.get("train_steps", [])[1:])
     return {
         "complete": len(complete), "trained": len(complete) - repeats, "repeats": repeats,
         "pruned_at_rung": len(at_rung),
-        "steps_saved": sum(budget_steps - (t["user_attrs"].get("train_steps") or 0) for t in at_rung
-                           if DUPLICATE_ATTR not in t["user_attrs"]),  # a pruned repeat saved nothing new
+        "steps_saved": sum(budget_steps - (r.get(TRAIN_STEPS) or 0) for r in at_rung
+                           if DUPLICATE_OF not in r),  # a pruned repeat saved nothing new
         "over_budget": len(pruned) - len(at_rung), "failed": sum(t["state"] == "FAIL" for t in trials),
         "retrained_trials": len(retrained), "retrainings": sum(len(r["seeds"]) - 1 for r in retrained.values()),
-        "train_steps": sum(t["user_attrs"].get("train_steps") or 0 for t in trials) + retrain_steps,
+        "train_steps": sum(r.get(TRAIN_STEPS) or 0 for _, r in records) + retrain_steps,
     }
 
 
@@ -59,22 +58,22 @@ def pareto_rows(study: optuna.Study) -> list[dict]:
     """One row per Pareto-optimal trial (repeats answered from the cache left out: their original is
     listed): choices, metric and its paired standard error against the host, its mean, sd and count over
     seeds where the front was retrained (search.retrain), parameters added, GFLOPs, time."""
-    metric = study.user_attrs.get("indexnas", {}).get("primary_metric", "metric")
-    spreads = {t["number"]: t["user_attrs"].get(RETRAIN_ATTR, {}) for t in trial_dicts(study)}
+    metric = StudyRecord.of(study).get(SETTINGS, {}).get("primary_metric", "metric")
+    spreads = {t["number"]: TrialRecord(t["user_attrs"]).get(RETRAIN, {}) for t in trial_dicts(study)}
     rows = []
-    best = [t for t in study.best_trials if DUPLICATE_ATTR not in t.user_attrs]
-    for trial in sorted(best, key=lambda t: (t.user_attrs.get("params_added", 0), t.number)):
-        choices = trial.user_attrs.get("choices", {})
+    best = [(t, TrialRecord.of(t)) for t in study.best_trials]
+    originals = [(t, r) for t, r in best if DUPLICATE_OF not in r]
+    for trial, attrs in sorted(originals, key=lambda pair: (pair[1].get(PARAMS_ADDED, 0), pair[0].number)):
         spread = spreads.get(trial.number, {})
         rows.append({
             "trial": trial.number,
-            "config": trial.user_attrs.get("uniform") or describe_choices(choices),
+            "config": attrs.get(UNIFORM) or describe_choices(attrs.get(CHOICES, {})),
             metric: trial.values[0],
-            "se": trial.user_attrs.get("score_se_vs_host", float("nan")),
+            "se": attrs.get(SCORE_SE_VS_HOST, float("nan")),
             "mean": spread.get("mean", float("nan")), "sd": spread.get("sd", float("nan")), "n": spread.get("n", 1),
-            "params_added": int(trial.user_attrs.get("params_added", 0)),
-            "gflops": trial.user_attrs.get("gflops", float("nan")),
-            "train_s": trial.user_attrs.get("train_seconds", float("nan")),
+            "params_added": int(attrs.get(PARAMS_ADDED, 0)),
+            "gflops": attrs.get(GFLOPS, float("nan")),
+            "train_s": attrs.get(TRAIN_SECONDS, float("nan")),
         })
     return rows
 
@@ -85,7 +84,7 @@ def describe_choices(choices: dict[str, str]) -> str:
 
 
 def print_summary(study: optuna.Study, settings: SearchSettings, wall_seconds: float, report: Path | None) -> None:
-    attrs = study.user_attrs.get("indexnas", {})
+    attrs = StudyRecord.of(study).get(SETTINGS, {})
     metric = attrs.get("primary_metric", "metric")
     counts = trial_counts(trial_dicts(study), settings.budget_steps)
     print(f"\nstudy {settings.study!r}: {describe_counts(counts)}; wall time {wall_seconds / 60:.1f} min")
@@ -123,7 +122,7 @@ class Progress:
         complete = self._complete()
         done, ran = len(complete), len(complete) - self.done_before
         elapsed = time.perf_counter() - self.start
-        attrs = self.study.user_attrs.get("indexnas", {})
+        attrs = StudyRecord.of(self.study).get(SETTINGS, {})
         metric, direction = attrs.get("primary_metric", "metric"), attrs.get("direction", "maximize")
         text = f"study: {min(done, self.wanted)}/{self.wanted} trials complete"
         if complete:

@@ -8,9 +8,9 @@ import torch
 from optuna.trial import TrialState
 
 from indexnas.errors import UserError
-from indexnas.search.halving import (PRUNED_AT_ATTR, RUNGS_ATTR, RungRecord, RungReports, keep_at_rung,
-                                      non_domination_ranks, parse_rungs, pruned_original, rung_pruned,
-                                      rung_steps)
+from indexnas.search.halving import (RungRecord, RungReports, keep_at_rung, non_domination_ranks, parse_rungs,
+                                      pruned_original, rung_pruned, rung_steps)
+from indexnas.search.record import PRUNED_AT, RUNG_SCORES, TrialRecord
 from indexnas.search.settings import SearchSettings
 from indexnas.search.run import run_search
 from indexnas.search.schedule import next_step
@@ -104,7 +104,7 @@ class FakeStudy:
     def add(self, psnr: float | None, params: int, **attrs) -> FakeTrial:
         trial = FakeTrial(len(self.trials), {"params_added": params, "gflops": 1.0, **attrs}, self)
         if psnr is not None:
-            trial.user_attrs[RUNGS_ATTR] = {"5": {"psnr": psnr}}
+            trial.user_attrs[RUNG_SCORES.key] = {"5": {"psnr": psnr}}
             trial.state = TrialState.COMPLETE
         self.trials.append(trial)
         return trial
@@ -121,14 +121,14 @@ def test_the_host_and_the_paper_grid_are_never_pruned_but_their_scores_are_recor
         study.add(psnr, 100)
     grid_row = study.add(None, 100, uniform=mark)
     reports(grid_row)(5, {"psnr": 10.0})  # the worst at the rung: still trains on
-    assert grid_row.user_attrs[RUNGS_ATTR] == {"5": {"psnr": 10.0}} and PRUNED_AT_ATTR not in grid_row.user_attrs
+    assert TrialRecord.of(grid_row)[RUNG_SCORES] == {"5": {"psnr": 10.0}} and PRUNED_AT not in TrialRecord.of(grid_row)
     kept = study.add(None, 100)
     reports(kept)(5, {"psnr": 24.5})  # 2 of 5 records better: kept because the grid row's record counts
-    assert PRUNED_AT_ATTR not in kept.user_attrs
+    assert PRUNED_AT not in TrialRecord.of(kept)
     pruned = study.add(None, 100)
     with pytest.raises(optuna.TrialPruned):
         reports(pruned)(5, {"psnr": 23.5})  # 4 of 6 records better (the running trial's among them)
-    assert pruned.user_attrs[PRUNED_AT_ATTR] == 5 and pruned.user_attrs[RUNGS_ATTR] == {"5": {"psnr": 23.5}}
+    assert TrialRecord.of(pruned)[PRUNED_AT] == 5 and TrialRecord.of(pruned)[RUNG_SCORES] == {"5": {"psnr": 23.5}}
 
 
 def test_a_repeat_of_a_configuration_pruned_at_a_rung_is_found_for_pruning_without_training():
@@ -150,7 +150,7 @@ def test_a_diverged_rung_score_is_no_record_and_is_left_to_the_final_evaluation(
     reports(late)(5, {"psnr": 20.0})  # the NaN is not a record: alone at the rung, it trains on
     diverged = study.add(None, 100)
     reports(diverged)(5, {"psnr": float("nan")})  # not pruned here: the trial fails with its reason at the end
-    assert PRUNED_AT_ATTR not in late.user_attrs and PRUNED_AT_ATTR not in diverged.user_attrs
+    assert PRUNED_AT not in TrialRecord.of(late) and PRUNED_AT not in TrialRecord.of(diverged)
 
 
 def test_a_rung_report_without_a_searched_metric_is_a_clear_error():
@@ -188,14 +188,14 @@ def test_pruning_stops_trials_at_the_rung_and_the_study_still_completes_the_requ
     pruned = [t for t in halving.trials if rung_pruned(t)]
     assert pruned, "with eta 2 and random configurations some trial falls in the worse half"
     for trial in pruned:
-        assert trial.user_attrs[PRUNED_AT_ATTR] == 2 and trial.user_attrs["train_steps"] == 2
-        assert set(trial.user_attrs[RUNGS_ATTR]) == {"2"} and "psnr" in trial.user_attrs[RUNGS_ATTR]["2"]
+        assert TrialRecord.of(trial)[PRUNED_AT] == 2 and trial.user_attrs["train_steps"] == 2
+        assert set(TrialRecord.of(trial)[RUNG_SCORES]) == {"2"} and "psnr" in TrialRecord.of(trial)[RUNG_SCORES]["2"]
         assert "checkpoint" not in trial.user_attrs and "metrics" not in trial.user_attrs
 
 
 def test_completed_trials_keep_their_rung_scores_and_record_the_steps_they_trained(halving):
     for trial in halving.get_trials(states=(TrialState.COMPLETE,)):
-        assert set(trial.user_attrs[RUNGS_ATTR]) == {"2"}
+        assert set(TrialRecord.of(trial)[RUNG_SCORES]) == {"2"}
         assert trial.user_attrs["train_steps"] == 4
 
 
@@ -261,7 +261,7 @@ def user_search(tmp_path: Path, train, trials: int):
 def test_a_users_train_that_reports_at_the_rungs_is_pruned_like_a_built_in_task(tmp_path):
     study = user_search(tmp_path, reporting_train, trials=4)
     assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 4
-    assert all(set(t.user_attrs[RUNGS_ATTR]) == {"2"} for t in study.trials if t.state != TrialState.FAIL)
+    assert all(set(TrialRecord.of(t)[RUNG_SCORES]) == {"2"} for t in study.trials if t.state != TrialState.FAIL)
     for trial in study.trials:
         if rung_pruned(trial):
             assert trial.user_attrs["train_steps"] == 2

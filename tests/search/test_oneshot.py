@@ -13,6 +13,7 @@ from indexnas.cli import build_parser
 from indexnas.errors import UserError
 from indexnas.reports.pareto import pareto_mask
 from indexnas.search import oneshot
+from indexnas.search.record import ONESHOT, StudyRecord
 from indexnas.search.settings import SearchSettings
 from indexnas.search.run import run_search
 from indexnas.tasks.problem import TaskProblem
@@ -41,7 +42,7 @@ def finished(tmp_path_factory):
 
 def test_the_study_stores_what_the_supernet_cost_and_every_score(finished):
     tmp_path, study = finished
-    stored = study.user_attrs[oneshot.ATTR]
+    stored = StudyRecord.of(study)[ONESHOT]
     assert stored["steps"] == 8 and stored["train_seconds"] > 0 and stored["score_seconds"] > 0
     assert stored["configurations_scored"] == len(stored["scored"]) == 5  # the host + 4 distinct candidates
     assert stored["scored"][0]["label"] == "host" and set(stored["scored"][0]["choices"].values()) == {"keep"}
@@ -52,7 +53,7 @@ def test_the_study_stores_what_the_supernet_cost_and_every_score(finished):
 
 def test_the_front_under_the_supernet_score_is_trained_as_ordinary_trials(finished):
     _, study = finished
-    stored = study.user_attrs[oneshot.ATTR]
+    stored = StudyRecord.of(study)[ONESHOT]
     values = [[row["score"], row["params_added"]] for row in stored["scored"]]
     assert sorted(stored["front"]) == np.flatnonzero(pareto_mask(values, ["maximize", "minimize"])).tolist()
     front = [stored["scored"][i] for i in stored["front"]]
@@ -89,7 +90,7 @@ def test_the_supernet_is_scored_under_the_study_lock_and_the_stored_scores_are_r
 
     def score(context):
         assert held == [True], "scored outside the study lock"
-        return study.user_attrs[oneshot.ATTR]
+        return StudyRecord.of(study)[ONESHOT]
 
     monkeypatch.setattr(oneshot, "study_lock", lambda storage, name: Recording())
     monkeypatch.setattr(oneshot, "score_space", score)
@@ -105,7 +106,7 @@ def test_saved_supernet_weights_are_loaded_not_retrained(finished, monkeypatch, 
     with caplog.at_level(logging.INFO, logger="indexnas.search"):  # a new study in the same --out: scores again
         study = run_search(tiny(tmp_path, study="tiny-oneshot-2", trials=1), TaskProblem)
     assert "supernet weights loaded" in caplog.text
-    assert study.user_attrs[oneshot.ATTR]["steps"] == 8
+    assert StudyRecord.of(study)[ONESHOT]["steps"] == 8
 
 
 def test_a_trials_study_cannot_be_resumed_as_oneshot(finished):

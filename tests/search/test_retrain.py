@@ -14,7 +14,8 @@ from indexnas.reports import write_report
 from indexnas.reports.frame import trials_frame
 from indexnas.reports.html import beyond_spread
 from indexnas.reports.source import results_from_study
-from indexnas.search.retrain import PREFIX, attach, front_trials, retrain_seed
+from indexnas.search.record import RETRAIN, StudyRecord, TrialRecord, retraining, retrainings, write_study
+from indexnas.search.retrain import attach, front_trials, retrain_seed
 from indexnas.search.settings import SearchSettings
 from indexnas.search.run import run_search
 from indexnas.search.summary import print_summary
@@ -40,7 +41,7 @@ def retrained(tmp_path_factory):
 
 
 def stored(study) -> dict[int, dict]:
-    return {int(k.removeprefix(PREFIX)): v for k, v in study.user_attrs.items() if k.startswith(PREFIX)}
+    return retrainings(study.user_attrs)
 
 
 def test_every_front_trial_holds_k_plus_one_scores_with_its_own_run_first(retrained):
@@ -73,7 +74,7 @@ def test_a_rerun_retrains_nothing_stored_and_an_interrupted_retraining_resumes(r
     number, record = next(iter(before.items()))
     cut = {**record, "seeds": record["seeds"][:2], "metrics": record["metrics"][:2],
            "train_seconds": record["train_seconds"][:2], "train_steps": record["train_steps"][:2]}
-    study.set_user_attr(PREFIX + str(number), cut)  # as if stopped after the first extra seed
+    write_study(study, retraining(number), cut)  # as if stopped after the first extra seed
     caplog.clear()
     with caplog.at_level("INFO", logger="indexnas.search"):
         run_search(tiny(tmp_path), TaskProblem)
@@ -89,11 +90,12 @@ def test_no_retraining_with_zero_seeds(tmp_path):
 
 
 def test_a_repeat_from_the_cache_points_at_its_originals_record():
-    study_attrs = {PREFIX + "3": {"mean": 24.0, "sd": 0.2, "n": 3}, "indexnas": {}}
+    study_attrs = {"indexnas:retrain:3": {"mean": 24.0, "sd": 0.2, "n": 3}, "indexnas": {}}
     trials = [{"number": 3, "user_attrs": {}}, {"number": 7, "user_attrs": {"duplicate_of": 3}},
               {"number": 8, "user_attrs": {}}]
     original, repeat, other = attach(study_attrs, trials)
-    assert original["user_attrs"]["retrain"] == repeat["user_attrs"]["retrain"] == study_attrs[PREFIX + "3"]
+    assert (TrialRecord(original["user_attrs"])[RETRAIN] == TrialRecord(repeat["user_attrs"])[RETRAIN]
+            == StudyRecord(study_attrs)[retraining(3)])
     assert "retrain" not in other["user_attrs"] and trials[0]["user_attrs"] == {}  # the input is left as it was
 
 
