@@ -19,8 +19,6 @@ from indexnas.search import record
 from indexnas.search.canonical import canonical_choices, configuration_key
 from indexnas.search.record import CANONICAL, DUPLICATE_OF, TrialRecord
 
-# search/study.py reads these two keys until the lead moves its readers to search.record (then they go).
-KEY_ATTR, DUPLICATE_ATTR = CANONICAL.key, DUPLICATE_OF.key
 # What a repeat copies from the trial that answers it (its own seed, worker and timing stay its own).
 COPIED = (record.RECIPE, *record.COSTS, record.METRICS, record.ITEM_SCORES, record.SCORE_SE,
           record.SCORE_SE_VS_HOST, record.SEED, record.STEPS, record.DEVICE, record.LATENCY_MS)

@@ -27,8 +27,6 @@ from indexnas.search import objectives, record
 from indexnas.search.cache import is_duplicate
 from indexnas.search.record import PRUNED_AT, RUNG_SCORES, TrialRecord
 
-# search/study.py reads these two keys until the lead moves its readers to search.record (then they go).
-RUNGS_ATTR, PRUNED_AT_ATTR = RUNG_SCORES.key, PRUNED_AT.key
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from indexnas.search import record
 from indexnas.search.journal import SafeJournalBackend
 from indexnas.search.optuna_private import BaseHeartbeat, BaseJournalFileLock, trial_id_of
+from indexnas.search.record import TrialRecord
 
 log = logging.getLogger("indexnas.search")
 HEARTBEAT_ATTR = "indexnas:heartbeat"
@@ -45,11 +47,11 @@ class _RecordsLostWorkers:
     def _record_lost(self, trial_ids: list[int]) -> list[int]:
         for trial_id in trial_ids:
             trial = self.get_trial(trial_id)  # type: ignore[attr-defined]
-            worker = trial.user_attrs.get("worker", "unknown worker")
+            worker = TrialRecord.of(trial).get(record.WORKER, "unknown worker")
             message = (f"no heartbeat from {worker} for over {self._grace_period:g} s: the worker process was killed "
                        "or lost; the trial was failed and queued again")
             try:
-                self.set_trial_user_attr(trial_id, "failure", {"kind": LOST_WORKER, "message": message})  # type: ignore[attr-defined]
+                record.write_stored(self, trial_id, record.FAILURE, {"kind": LOST_WORKER, "message": message})
             except UpdateFinishedTrialError:  # finished meanwhile: another worker failed it, or it completed
                 pass
         return trial_ids

@@ -178,3 +178,14 @@ def enqueue(study: optuna.Study, params: dict[str, Any], attributes: Mapping[Att
     """Queue a trial of ``params`` starting with ``attributes`` (once: a queued or run twin is not queued again)."""
     user_attrs = {_named(attribute, TRIAL_SCOPE).key: value for attribute, value in attributes.items()}
     study.enqueue_trial(params, user_attrs=user_attrs, skip_if_exists=True)
+
+
+def write_stored(storage: Any, trial_id: int, attribute: Attribute[T], value: T) -> None:
+    """Store ``value`` as ``attribute`` of the trial ``trial_id`` of ``storage``: for code that holds no trial
+    object (a heartbeat storage failing a lost worker's trial)."""
+    storage.set_trial_user_attr(trial_id, _named(attribute, TRIAL_SCOPE).key, value)
+
+
+def drop(trial: Any, attribute: Attribute[Any]) -> None:
+    """Remove ``attribute`` from a frozen trial's copy in place (a retried trial starts without its failure)."""
+    trial.user_attrs.pop(_named(attribute, TRIAL_SCOPE).key, None)

@@ -14,7 +14,7 @@ import torch
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from indexnas.search import halving
+from indexnas.search import halving, record
 from indexnas.search.checkpoints import keep_pareto_checkpoints
 from indexnas.search.context import SearchContext
 from indexnas.search.locks import StudyLock, study_lock
@@ -25,7 +25,6 @@ from indexnas.search.trial import TrialFailure, TrialRun
 from indexnas.search.workers import pop_in_place, requeue_when_interrupted
 
 log = logging.getLogger("indexnas.search")
-JOINED_ATTR = "indexnas:processes"  # study system attribute: processes that have worked on it (sampler seeds)
 MAX_FAILURES_FACTOR = 1  # stop after max(5, trials) failed trials: something is wrong with the setup
 MAX_PRUNED_FACTOR = 20  # over-budget configurations cost no training, but the sampler must find others
 # The public stop hook (`run_search(..., stop=)`): given the study between trials, True ends the run there.
@@ -116,8 +115,8 @@ def work(study: optuna.Study, context: SearchContext, lock: StudyLock | None = N
 def _join(study: optuna.Study) -> int:
     """How many processes worked on the study before this one (call under the study lock)."""
     storage, study_id = storage_of(study), study_id_of(study)
-    joined = storage.get_study_system_attrs(study_id).get(JOINED_ATTR, 0)
-    storage.set_study_system_attr(study_id, JOINED_ATTR, joined + 1)
+    joined = storage.get_study_system_attrs(study_id).get(record.JOINED, 0)
+    storage.set_study_system_attr(study_id, record.JOINED, joined + 1)
     return joined
 
 

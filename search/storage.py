@@ -20,6 +20,7 @@ from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
 from indexnas.errors import UserError
+from indexnas.search import record
 from indexnas.search.heartbeat import HEARTBEAT_ATTR, HeartbeatJournalStorage, HeartbeatRDBStorage
 from indexnas.search.locks import FileLock
 from indexnas.search.settings import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S
@@ -67,7 +68,7 @@ def _storage_fault(error: BaseException | None, url: str) -> UserError | None:
 def retry_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queue a stale trial again (Optuna's retry callback), without its failure and old heartbeat."""
     clean = copy.deepcopy(trial)
-    clean.user_attrs.pop("failure", None)
+    record.drop(clean, record.FAILURE)
     clean.system_attrs.pop(HEARTBEAT_ATTR, None)
     with warnings.catch_warnings():  # experimental since Optuna 2.8, and the only retry callback there is
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -17,7 +17,7 @@ import optuna
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec, paper_variants
 from indexnas.version import __version__
-from indexnas.search import objectives, pair_space
+from indexnas.search import objectives, pair_space, record
 from indexnas.search.context import SearchContext
 from indexnas.search.locks import study_lock
 from indexnas.search.problem import Problem
@@ -27,7 +27,6 @@ from indexnas.search.storage import open_storage
 from indexnas.search.storage_urls import mask_url
 
 log = logging.getLogger("indexnas.search")
-ATTR = "indexnas"  # the study-level user attribute holding settings, pairs and host figures
 
 
 def settings_storage(settings: SearchSettings) -> optuna.storages.BaseStorage:
@@ -52,7 +51,7 @@ def open_study(storage: optuna.storages.BaseStorage, settings: SearchSettings, c
         with warnings.catch_warnings():  # experimental in Optuna: names the objectives in optuna-dashboard
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(objective_names(context.problem, settings))
-        study.set_user_attr(ATTR, study_attrs(settings, context))
+        record.write_study(study, record.SETTINGS, study_attrs(settings, context))
         if settings.paper_grid and settings.strategy == "trials":  # oneshot queues the supernet's front instead
             enqueue_paper_grid(study, context)
         return study
@@ -64,7 +63,7 @@ def _stored_settings(storage: optuna.storages.BaseStorage, name: str) -> dict[st
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return None
-    return storage.get_study_user_attrs(study_id).get(ATTR, {}).get("settings")
+    return storage.get_study_user_attrs(study_id).get(record.SETTINGS.key, {}).get("settings")
 
 
 def check_resumable(storage: optuna.storages.BaseStorage, settings: SearchSettings) -> None:
@@ -87,7 +86,7 @@ def objective_names(problem: Problem, settings: SearchSettings) -> list[str]:
 
 
 def study_attrs(settings: SearchSettings, context: SearchContext) -> dict[str, Any]:
-    """The study-level user attribute ``ATTR``: the settings (the URL masked), pairs, host figures, versions."""
+    """The study-level user attribute `record.SETTINGS`: the settings (the URL masked), pairs, host figures, versions."""
     metric, direction = next(iter(context.problem.directions.items()))
     return {
         "settings": {**settings.to_dict(), "storage": mask_url(settings.storage)},
@@ -108,6 +107,6 @@ def enqueue_paper_grid(study: optuna.Study, context: SearchContext) -> list[str]
         if params is None:
             log.info("paper configuration %s is not allowed at every pair; not enqueued", label)
             continue
-        study.enqueue_trial(params, user_attrs={"uniform": label}, skip_if_exists=True)
+        record.enqueue(study, params, {record.UNIFORM: label})
         enqueued.append(label)
     return enqueued

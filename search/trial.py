@@ -20,10 +20,11 @@ from torch import nn
 
 from indexnas.errors import UserError, describe
 from indexnas.seeding import seed_everything
-from indexnas.search import cache, halving, objectives, scoring
+from indexnas.search import cache, halving, objectives, record, scoring
 from indexnas.search.checkpoints import checkpoint, checkpoint_path, save_or_stop
 from indexnas.search.context import SearchContext, budget, is_out_of_memory, train_and_score
 from indexnas.search.problem import Budget, DivergedError, MetricNotFinite
+from indexnas.search.record import TrialRecord
 from indexnas.search.settings import SearchSettings
 from indexnas.search.summary import describe_choices
 
@@ -45,19 +46,19 @@ class TrialRun:
 
         ctx, settings, problem = self.context, self.context.settings, self.context.problem
         self.trained = False
-        trial.set_user_attr("worker", f"{socket.gethostname()}-{os.getpid()}")
+        record.write(trial, record.WORKER, f"{socket.gethostname()}-{os.getpid()}")
         seed = scoring.trial_seed(settings.seed, trial.number)
-        trial.set_user_attr("seed", seed)
+        record.write(trial, record.SEED, seed)
         seed_everything(seed)  # the IndexNets' initial weights, like the trial's batches
         try:
             suggestion = ctx.space.suggest(trial, settings.max_params, settings.max_gflops)
         except optuna.TrialPruned:  # over budget: nothing was trained
-            trial.set_user_attr("train_steps", 0)
+            record.write(trial, record.TRAIN_STEPS, 0)
             raise
         except Exception as error:  # a choice the model cannot take, or the user's model failing in surgery
             self._fail(trial, "model_error", describe(error))
         if (original := cache.find_duplicate(trial, suggestion.choices, ctx.space.rewritable_pairs)) is not None:
-            trial.set_user_attr("train_steps", 0)
+            record.write(trial, record.TRAIN_STEPS, 0)
             return cache.answer(trial, original)
         if settings.prune != "off":
             prune_repeat(trial)
@@ -69,14 +70,14 @@ class TrialRun:
             device = str(next(model.parameters()).device)
             latency = measure_latency(model, ctx.space.inputs[0], device)
         except optuna.TrialPruned:
-            pruned_at = trial.user_attrs.get(halving.PRUNED_AT_ATTR)
-            trial.set_user_attr("train_steps", pruned_at)
+            pruned_at = TrialRecord.of(trial).get(record.PRUNED_AT)
+            record.write(trial, record.TRAIN_STEPS, pruned_at)
             log.info("trial %d (%s) pruned at step %s: %s", trial.number, describe_choices(suggestion.choices),
-                     pruned_at, halving.describe_rung_scores(trial.user_attrs.get(halving.RUNGS_ATTR, {}),
+                     pruned_at, halving.describe_rung_scores(TrialRecord.of(trial).get(record.RUNG_SCORES, {}),
                                                               next(iter(problem.directions))))
             raise
         except DivergedError as error:
-            trial.set_user_attr("train_steps", error.step)
+            record.write(trial, record.TRAIN_STEPS, error.step)
             self._fail(trial, "diverged", str(error))
         except MetricNotFinite as error:  # Optuna would fail the trial without saying why
             self._fail(trial, "no_metric", f"{error}: the validation data gave nothing to score (e.g. depth maps "
@@ -84,20 +85,20 @@ class TrialRun:
         except Exception as error:  # out of memory, or the model raised (a UserError: e.g. a wrong output shape)
             self._fail(trial, "oom" if is_out_of_memory(error) else "model_error", describe(error))
         check_rungs_reported(limit, facts)
-        trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("train_steps", facts.get("steps", settings.budget_steps))
+        record.write(trial, record.METRICS, metrics)
+        record.write(trial, record.TRAIN_STEPS, facts.get("steps", settings.budget_steps))
         scoring.record(trial, getattr(problem, "item_scores", {}), ctx.host_summary)
-        trial.set_user_attr("train_seconds", train_seconds)
-        for key in ("steps", "device"):
-            trial.set_user_attr(key, facts.get(key, device if key == "device" else None))
-        trial.set_user_attr("latency_ms", latency)
+        record.write(trial, record.TRAIN_SECONDS, train_seconds)
+        record.write(trial, record.STEPS, facts.get("steps"))
+        record.write(trial, record.DEVICE, facts.get("device", device))
+        record.write(trial, record.LATENCY_MS, latency)
         path = checkpoint_path(settings.out_dir, trial.number)
         save_or_stop(checkpoint(model, suggestion.recipe, problem, metrics, suggestion.costs(), trial.number,
                                 settings.study), path, "the checkpoint")
-        trial.set_user_attr("checkpoint", str(path))
+        record.write(trial, record.CHECKPOINT, str(path))
         primary = next(iter(problem.directions))
         log.info("trial %d (%s): %s %.4g, +%s parameters, %.3f GFLOPs, trained %.0f s", trial.number,
-                 trial.user_attrs.get("uniform") or describe_choices(suggestion.choices), primary, metrics[primary],
+                 TrialRecord.of(trial).get(record.UNIFORM) or describe_choices(suggestion.choices), primary, metrics[primary],
                  f"{suggestion.params_added:,}", suggestion.gflops, train_seconds)
         return objectives.values(objectives.parse(settings.objectives), problem.directions, metrics, suggestion.costs())
 
@@ -111,7 +112,7 @@ class TrialRun:
 
     @staticmethod
     def _fail(trial: optuna.Trial, kind: str, message: str) -> NoReturn:
-        trial.set_user_attr("failure", {"kind": kind, "message": message[:2000]})
+        record.write(trial, record.FAILURE, {"kind": kind, "message": message[:2000]})
         log.warning("trial %d failed (%s): %s", trial.number, kind, message.splitlines()[0] if message else kind)
         raise TrialFailure(f"{kind}: {message}")
 
@@ -119,12 +120,12 @@ class TrialRun:
 def prune_repeat(trial: optuna.Trial) -> None:
     """Prune a repeat of a configuration stopped at a rung at once (`duplicate_of` its number), as a repeat of
     a completed one is answered from it: no configuration is trained twice."""
-    pruned = halving.pruned_original(trial, trial.user_attrs[cache.KEY_ATTR])
+    pruned = halving.pruned_original(trial, TrialRecord.of(trial)[record.CANONICAL])
     if pruned is None:
         return
-    for key, value in ((cache.DUPLICATE_ATTR, pruned.number), ("train_steps", 0),
-                       (halving.PRUNED_AT_ATTR, pruned.user_attrs[halving.PRUNED_AT_ATTR])):
-        trial.set_user_attr(key, value)
+    for attribute, value in ((record.DUPLICATE_OF, pruned.number), (record.TRAIN_STEPS, 0),
+                             (record.PRUNED_AT, TrialRecord.of(pruned)[record.PRUNED_AT])):
+        record.write(trial, attribute, value)
     log.info("trial %d repeats trial %d, pruned at a rung: pruned without training", trial.number, pruned.number)
     raise optuna.TrialPruned(f"a repeat of trial {pruned.number}, pruned at a rung")
 

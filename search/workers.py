@@ -22,6 +22,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
 
+from indexnas.search import record
 from indexnas.search.optuna_private import pop_waiting_in_order, storage_of, trial_id_of
 from indexnas.search.storage import retry_stale_trial, storage_faults
 
@@ -68,7 +69,7 @@ def requeue_when_interrupted(objective: Callable[[optuna.Trial], Any]) -> Callab
             frozen = copy.deepcopy(storage_of(trial.study).get_trial(trial_id_of(trial)))
             retry_stale_trial(trial.study, frozen)
             try:
-                trial.set_user_attr("failure", {"kind": INTERRUPTED, "message": message})
+                record.write(trial, record.FAILURE, {"kind": INTERRUPTED, "message": message})
             except UpdateFinishedTrialError:  # failed as lost by another worker meanwhile
                 pass
             log.warning("trial %d: %s", trial.number, message)

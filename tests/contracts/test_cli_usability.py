@@ -4,7 +4,6 @@ for misspelt names, timm model listing with a pattern, and tables that fit a 100
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 from paths import REPO

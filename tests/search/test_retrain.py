@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from optuna.trial import TrialState
+
 
 from indexnas.reports import write_report
 from indexnas.reports.frame import trials_frame

@@ -7,7 +7,6 @@ down(s), which ups have no partner and why, at odd input sizes too.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
