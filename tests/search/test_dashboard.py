@@ -44,7 +44,7 @@ def get(url: str, deadline: float) -> dict:
 @pytest.mark.skipif(DASHBOARD is None, reason="optuna-dashboard is not installed (pip install 'indexnas[dashboard]')")
 def test_the_dashboard_serves_the_study_with_named_objectives_and_its_trials(tmp_path):
     torch.set_num_threads(1)
-    settings = SearchSettings(**tiny_settings(tmp_path, trials=2, study="shown"))
+    settings = SearchSettings(**tiny_settings(tmp_path, trials=1, study="shown"))
     run_search(settings, TaskProblem)
     port = free_port()
     server = subprocess.Popen([DASHBOARD, settings.storage, "--host", "127.0.0.1", "--port", str(port), "--quiet"],
