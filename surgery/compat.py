@@ -30,7 +30,7 @@ from torch import nn
 
 from indexnas.errors import UserError
 from indexnas.names import did_you_mean
-from indexnas.spec import KEEP, IndexSpec, all_choices
+from indexnas.spec import KEEP, IndexSpec, all_choices, summarise_choices
 from indexnas.surgery.pairs import Down, Pair, PairReport, Transition, Up
 
 MODES: tuple[str, ...] = ("pool", "stride", "decoder")
@@ -368,20 +368,63 @@ def transition_choices(options: dict[str, PairOptions], chosen: dict[str, IndexS
     return result
 
 
+def remedies(gm: torch.fx.GraphModule, report: PairReport, mode: str, channel_fit: str,
+             options: dict[str, PairOptions]) -> dict[str, str]:
+    """What would make each limited pair take more choices: another mode, another channel fit, both; or, where
+    none does, why (a rate not offered names the rate). Pairs that allow every choice get ""."""
+    others = {(m, f): pair_options(gm, report, m, f) for m in MODES for f in CHANNEL_FITS if (m, f) != (mode, channel_fit)}
+    result = {}
+    for name, opts in options.items():
+        if not opts.reason:
+            result[name] = ""
+            continue
+        have = {str(a) for a in opts.allowed}
+        better = [(m, f, alt[name]) for (m, f), alt in others.items() if {str(a) for a in alt[name].allowed} > have]
+        better.sort(key=lambda b: ((b[0] != mode) + (b[1] != channel_fit), -len(b[2].allowed), MODES.index(b[0])))
+        if better:
+            fewest = (better[0][0] != mode) + (better[0][1] != channel_fit)
+            fixes = [f"{_flags(m, f, mode, channel_fit)} allows {summarise_choices(list(alt.allowed))}"
+                     for m, f, alt in better if (m != mode) + (f != channel_fit) == fewest]
+            result[name] = "; or ".join(fixes[:2])
+            continue
+        rateless = [t for t in opts.pair.transitions if isinstance(transition_rate(t), str)]
+        result[name] = "no --mode or --channel-fit allows more" + (f"; {_rate_needed(rateless[0])}" if rateless else "")
+    return result
+
+
+def _rate_needed(transition: Transition) -> str:
+    """What rate a transition without an offered one would need: its factor, or one factor on both axes."""
+    rates = {_axis_rate(n, out) for n, out in zip(transition.in_size, transition.out_size)}
+    if None in rates or len(rates) != 1:
+        return f"{transition.name} would need one whole factor on both axes"
+    (rate,) = rates
+    return f"{transition.name} would need rate {rate}, not offered (rates {', '.join(map(str, RATES))})"
+
+
+def _flags(mode: str, fit: str, current_mode: str, current_fit: str) -> str:
+    """The command-line flags that switch to ``mode`` and ``fit``."""
+    flags = ([f"--mode {mode}"] if mode != current_mode else []) + ([f"--channel-fit {fit}"] if fit != current_fit else [])
+    return " ".join(flags)
+
+
 def allowed_table(model: nn.Module, example_input: object, mode: str, channel_fit: str = "strict"):
-    """A DataFrame of every pair with the choices ``mode`` allows there and the reason for any limit."""
+    """A DataFrame of every pair with the choices ``mode`` allows there, the reason for any limit, and what
+    would lift it (``remedies``)."""
     import pandas as pd
 
     from indexnas.surgery.analysis import analyze
 
     gm, report = analyze(model, example_input)  # type: ignore[arg-type]
+    options = pair_options(gm, report, mode, channel_fit)
+    fixes = remedies(gm, report, mode, channel_fit, options)
     rows = [
         {
             "pair": name,
             "up": opts.pair.up.target,
             "allowed": " ".join(str(s) for s in opts.allowed),
             "reason": opts.reason,
+            "fix": fixes[name],
         }
-        for name, opts in pair_options(gm, report, mode, channel_fit).items()
+        for name, opts in options.items()
     ]
-    return pd.DataFrame(rows, columns=["pair", "up", "allowed", "reason"])
+    return pd.DataFrame(rows, columns=["pair", "up", "allowed", "reason", "fix"])
