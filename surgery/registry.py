@@ -6,6 +6,8 @@ Two user-extendable registries, plain dicts whose keys are classes, functions or
 - ``RESAMPLERS``: a handler per op type (module class, function, or ``"Tensor.method"``) that says
   whether one call of it lowers or raises the resolution (Torch-Pruning style). An op with no
   handler that still changes the size is reported as ``unknown`` with a warning, never dropped.
+- ``POINTWISE``: ops that keep every pixel where it is (1x1 convs, norms, activations), each with the
+  reason: a pad that reaches a strided op through them folds into that op's transition.
 """
 
 from __future__ import annotations
