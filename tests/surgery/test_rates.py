@@ -50,7 +50,6 @@ def test_the_padded_inverted_residual_rewrites_as_the_unpadded_form_does(mode, c
     torch.testing.assert_close(outputs[0], outputs[1])  # at initialisation the two forms compute the same
 
 
-@pytest.mark.slow  # four rewrites of the matting host
 def test_the_zoo_matting_host_with_padded_blocks_pairs_as_with_same_padding() -> None:
     x = zoo.example_input("matting", 32)
     names = {}
