@@ -1,10 +1,11 @@
-"""Index networks: modules mapping a feature ``X`` to its encoder and decoder index maps.
+"""Index networks: modules mapping a feature ``X`` to its encoder and decoder index maps, at rate k.
 
-Every index module returns ``(I_enc, I_dec)`` at ``X``'s resolution (0 on an odd last row/column). The
-five learned families follow ``docs/indexnet-spec.md`` exactly (no bias, BN, ReLU6, grouped convs);
-the four columns of a depthwise family are fused into one convolution with the same weights
-count (a grouped 1x1 head keeps them independent). Baselines (``max``, ``hmi``, ``avg``) are
-parameter-free index functions behind the same interface.
+Every index module returns ``(I_enc, I_dec)`` at ``X``'s resolution (0 on the last ``H % k`` rows and
+``W % k`` columns) for k x k regions at stride k (k = 2, the paper's, by default). The five learned
+families follow ``docs/indexnet-spec.md`` exactly (no bias, BN, ReLU6, grouped convs); the k*k columns
+of a depthwise family are fused into one convolution with the same weights count (a grouped 1x1 head
+keeps them independent). Baselines (``max``, ``hmi``, ``avg``) are parameter-free index functions
+behind the same interface.
 """
 
 from __future__ import annotations
@@ -19,38 +20,35 @@ from indexnas import ops
 from indexnas.errors import UserError
 from indexnas.spec import IndexSpec
 
-COLUMNS = ops.RATE * ops.RATE  # one column per position of the 2x2 region
-
-
 @dataclass(frozen=True)
 class _Layout:
     """How one family shapes its convolutions for a C-channel feature (docs/indexnet-spec.md, the families' table)."""
 
     in_channels: int
-    out_channels: int  # region logits: Ci * 4
+    out_channels: int  # region logits: Ci * k*k
     hidden: int  # nonlinear width (all columns together)
     conv_groups: int
     head_groups: int
     column_major: bool  # output ordered (column, channel): needs a reorder to (channel, column)
 
 
-def _layout(family: str, channels: int) -> _Layout:
-    c = channels
-    if family == "holistic":  # Conv(C->4) | Conv(C->2C), BN, ReLU6, Conv1x1(2C->4)
-        return _Layout(c, COLUMNS, 2 * c, 1, 1, column_major=False)
-    if family == "m2o":  # 4 columns of Conv(C->C) | Conv(C->2C), BN, ReLU6, Conv1x1(2C->C)
-        return _Layout(c, COLUMNS * c, COLUMNS * 2 * c, 1, COLUMNS, column_major=True)
+def _layout(family: str, channels: int, rate: int) -> _Layout:
+    c, columns = channels, rate * rate  # one column per position of the k x k region
+    if family == "holistic":  # Conv(C->k*k) | Conv(C->2C), BN, ReLU6, Conv1x1(2C->k*k)
+        return _Layout(c, columns, 2 * c, 1, 1, column_major=False)
+    if family == "m2o":  # k*k columns of Conv(C->C) | Conv(C->2C), BN, ReLU6, Conv1x1(2C->C)
+        return _Layout(c, columns * c, columns * 2 * c, 1, columns, column_major=True)
     if family == "o2o-unshared":  # the same with groups=C: channel c only sees slice c
-        return _Layout(c, COLUMNS * c, COLUMNS * 2 * c, c, COLUMNS * c, column_major=False)
+        return _Layout(c, columns * c, columns * 2 * c, c, columns * c, column_major=False)
     if family in ("o2o-shared", "o2o-modelwise"):  # Conv(1->1) | Conv(1->2), BN, ReLU6, Conv1x1(2->1)
-        return _Layout(1, COLUMNS, COLUMNS * 2, 1, COLUMNS, column_major=False)
+        return _Layout(1, columns, columns * 2, 1, columns, column_major=False)
     raise ValueError(f"{family!r} is not a learned IndexNet family")
 
 
 class IndexNet(nn.Module):
-    """A learned index network of one family (holistic, M2O, O2O unshared/shared/modelwise)."""
+    """A learned index network of one family (holistic, M2O, O2O unshared/shared/modelwise) at rate ``rate``."""
 
-    def __init__(self, spec: IndexSpec | str, channels: int) -> None:
+    def __init__(self, spec: IndexSpec | str, channels: int, rate: int = ops.RATE) -> None:
         super().__init__()
         spec = IndexSpec.parse(spec)
         if not spec.learned:
@@ -59,15 +57,16 @@ class IndexNet(nn.Module):
             raise UserError(f"an IndexNet needs at least one input channel, got {channels}")
         self.spec_text = str(spec)
         self.channels = channels
+        self.rate = ops.check_rate(rate)
         self.enc_norm = spec.enc_norm
         self.dec_norm = spec.dec_norm
         self.slicewise = spec.family in ("o2o-shared", "o2o-modelwise")
-        lay = _layout(spec.family, channels)
+        lay = _layout(spec.family, channels, rate)
         self.column_major = lay.column_major
-        k, pad = spec.kernel_size, (1 if spec.context else 0)
+        k, pad = spec.first_conv(rate)
 
         def first(out: int) -> nn.Conv2d:
-            return nn.Conv2d(lay.in_channels, out, k, stride=ops.RATE, padding=pad, groups=lay.conv_groups, bias=False)
+            return nn.Conv2d(lay.in_channels, out, k, stride=rate, padding=pad, groups=lay.conv_groups, bias=False)
 
         if spec.nonlinear:
             self.body = nn.Sequential(
@@ -80,15 +79,15 @@ class IndexNet(nn.Module):
             self.body = nn.Sequential(first(lay.out_channels))
 
     def extra_repr(self) -> str:
-        return f"{self.spec_text}, channels={self.channels}"
+        return f"{self.spec_text}, channels={self.channels}" + (f", rate={self.rate}" if self.rate != ops.RATE else "")
 
     def region_logits(self, x: Tensor) -> Tensor:
-        """Raw logits ``(B, Ci*4, h, w)``, channel-major: position j of channel c at c*4+j."""
+        """Raw logits ``(B, Ci*k*k, h, w)``, channel-major: position j of channel c at c*k*k+j."""
         if self.slicewise:
             return self._slicewise_logits(x)
         logits = self.body(x)
         if self.column_major:
-            logits = logits.unflatten(1, (COLUMNS, -1)).transpose(1, 2).flatten(1, 2)
+            logits = logits.unflatten(1, (self.rate * self.rate, -1)).transpose(1, 2).flatten(1, 2)
         return logits
 
     def _slicewise_logits(self, x: Tensor) -> Tensor:
@@ -110,45 +109,57 @@ class IndexNet(nn.Module):
         return logits
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return ops.index_maps(self.region_logits(x), self.enc_norm, self.dec_norm, x)
+        return ops.index_maps(self.region_logits(x), self.enc_norm, self.dec_norm, x, self.rate)
 
 
-def _one_hot_max(x: Tensor) -> Tensor:
-    """One-hot map of each region's maximum, with max_pool2d's own tie-breaking."""
-    pooled, indices = F.max_pool2d(x, ops.RATE, return_indices=True)
-    return F.max_unpool2d(torch.ones_like(pooled), indices, ops.RATE, output_size=x.shape[-2:])
+def _one_hot_max(x: Tensor, rate: int) -> Tensor:
+    """One-hot map of each k x k region's maximum, with max_pool2d's own tie-breaking."""
+    pooled, indices = F.max_pool2d(x, rate, return_indices=True)
+    return F.max_unpool2d(torch.ones_like(pooled), indices, rate, output_size=x.shape[-2:])
 
 
-class MaxIndex(nn.Module):
+class _FixedIndex(nn.Module):
+    """A parameter-free index function at rate ``rate``."""
+
+    def __init__(self, rate: int = ops.RATE) -> None:
+        super().__init__()
+        self.rate = ops.check_rate(rate)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}" if self.rate != ops.RATE else ""
+
+
+class MaxIndex(_FixedIndex):
     """``max``: max-pooling indices; IP is then max pooling and IU max unpooling, bit for bit."""
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        one_hot = _one_hot_max(x.detach())
+        one_hot = _one_hot_max(x.detach(), self.rate)
         return one_hot, one_hot
 
 
-class HolisticMaxIndex(nn.Module):
+class HolisticMaxIndex(_FixedIndex):
     """``hmi``: max-pooling indices of the channel-wise maximum, shared by all channels."""
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        one_hot = _one_hot_max(x.detach().amax(1, keepdim=True))
+        one_hot = _one_hot_max(x.detach().amax(1, keepdim=True), self.rate)
         return one_hot, one_hot
 
 
-class UniformIndex(nn.Module):
+class UniformIndex(_FixedIndex):
     """``avg``: uniform indices; IP is average pooling and IU nearest upsampling."""
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        ones = ops.pad_to_odd(F.interpolate(torch.ones_like(F.avg_pool2d(x[:, :1], ops.RATE)), scale_factor=2.0), x)
-        return ones / COLUMNS, ones
+        k = self.rate
+        ones = ops.pad_remainder(F.interpolate(torch.ones_like(F.avg_pool2d(x[:, :1], k)), scale_factor=float(k)), x, k)
+        return ones / (k * k), ones
 
 
-def build_index_module(spec: IndexSpec | str, channels: int) -> nn.Module:
-    """The index module for one choice at a C-channel feature (``keep`` has none)."""
+def build_index_module(spec: IndexSpec | str, channels: int, rate: int = ops.RATE) -> nn.Module:
+    """The index module for one choice at a C-channel feature and a rate-``rate`` transition (``keep`` has none)."""
     spec = IndexSpec.parse(spec)
     if spec.learned:
-        return IndexNet(spec, channels)
+        return IndexNet(spec, channels, rate)
     fixed = {"max": MaxIndex, "hmi": HolisticMaxIndex, "avg": UniformIndex}
     if spec.family not in fixed:
         raise UserError(f"{str(spec)!r} leaves the operators in place: it has no index module")
-    return fixed[spec.family]()
+    return fixed[spec.family](rate)

@@ -92,10 +92,10 @@ class IndexSpec:
         """True when one IndexNet module is shared by every rewritten pair of the model."""
         return self.family == "o2o-modelwise"
 
-    @property
-    def kernel_size(self) -> int:
-        """First-conv kernel: 2x2 (the region), or 4x4 with weak context."""
-        return 4 if self.context else 2
+    def first_conv(self, rate: int = 2) -> tuple[int, int]:
+        """(kernel, padding) of a learned family's first conv, whose stride is the rate k: the k x k region,
+        or with weak context a (k + 2 * (k // 2))-wide window padded by k // 2 (4x4 padded by 1 at k = 2)."""
+        return (rate + 2 * (rate // 2), rate // 2) if self.context else (rate, 0)
 
     def __str__(self) -> str:
         text = self.family + ("-nl" if self.nonlinear else "") + ("-c" if self.context else "")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from indexnas.surgery import cli_rewrite
 from indexnas.surgery.loading import DESCRIPTOR_HELP, add_model_arg_option
-from indexnas.surgery.pairs import PairReport, Size
+from indexnas.surgery.pairs import Pair, PairReport, Size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,9 +58,19 @@ def _table(headers: Sequence[str], rows: list[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def _inverts(pair: Pair) -> str:
+    """The transitions a pair inverts, or the part of one: "stem (x2 of x4, at 1/2)"."""
+    if pair.part is None:
+        return " + ".join(t.name for t in pair.transitions)
+    (transition,), (coarsening, factor) = pair.transitions, pair.part
+    at = f", at 1/{coarsening}" if coarsening > 1 else ""
+    return f"{transition.name} (x{factor} of x{transition.factor}{at})"
+
+
 def format_report(report: PairReport, model: str, input_shape: tuple[int, ...]) -> str:
     """The pair report as readable tables."""
-    exact = sum(not p.compound for p in report.pairs)
+    exact = sum(not p.compound and p.part is None for p in report.pairs)
+    parts_of = sum(p.part is not None for p in report.pairs)
     parts = [f"{model}: input {'x'.join(map(str, input_shape))}, graph checked against eager"]
     parts.append(f"\nTransitions ({len(report.transitions)}): downsampling steps, parallel downs merged")
     parts.append(_table(
@@ -68,12 +78,13 @@ def format_report(report: PairReport, model: str, input_shape: tuple[int, ...]) 
         [[t.name, "+".join(dict.fromkeys(d.kind for d in t.downs)), f"{_size(t.in_size)} -> {_size(t.out_size)}",
           t.channels, ", ".join(d.target for d in t.downs)] for t in report.transitions],
     ))
-    parts.append(f"\nPairs ({len(report.pairs)}): {exact} exact, {len(report.pairs) - exact} compound")
+    split = f", {parts_of} part of a larger transition" if parts_of else ""
+    parts.append(f"\nPairs ({len(report.pairs)}): {exact} exact, {len(report.pairs) - exact - parts_of} compound{split}")
     parts.append(_table(
         ["pair", "up", "kind", "resolution", "channels", "inverts"],
         [[p.name, p.up.target, p.up.kind + (f" ({p.up.mode})" if p.up.mode else ""),
           f"{_size(p.up.in_size)} -> {_size(p.up.out_size)}", f"{p.up.in_channels} -> {p.up.out_channels}",
-          " + ".join(t.name for t in p.transitions)] for p in report.pairs],
+          _inverts(p)] for p in report.pairs],
     ))
     if report.unpaired:
         parts.append(f"\nUnpaired ups ({len(report.unpaired)}):")

@@ -185,12 +185,13 @@ def report_text(report) -> str:
 
 
 def allowed_text(table) -> str:
-    """`insert --allowed` as text: each pair's choices summarised (spec.summarise_choices), reasons below."""
+    """`insert --allowed` as text: each pair's choices summarised (spec.summarise_choices); below, per limited pair,
+    why, and what would allow more (another --mode or --channel-fit; or why nothing does, e.g. the rate)."""
     from indexnas.spec import summarise_choices
 
     rows = [[r["pair"], r["up"], summarise_choices(r["allowed"].split())] for _, r in table.iterrows()]
     lines = [_table(["pair", "up", "allowed choices"], rows)]
-    reasons = [(r["pair"], r["reason"]) for _, r in table.iterrows() if r["reason"]]
+    reasons = [(r["pair"], f"{r['reason']}. Would allow more: {r['fix']}") for _, r in table.iterrows() if r["reason"]]
     if reasons:
         lines += ["why some choices are not allowed:", *_footnotes(reasons)]
     return "\n".join(lines)

@@ -10,6 +10,10 @@ the IndexNet reads (its channels) and which features its encoder map pools. Mode
 - ``decoder``: every down is kept; the IndexNet reads the main down's high-resolution input and only
   the ups change.
 
+A transition's *rate* k is its measured factor (out = in / k, floored or ceiled, on both axes): the
+IndexNet there works on k x k regions (``RATES``: 2, the paper's, and 4, the x4 stems of ConvNeXt, PVT,
+MiT and space-to-depth). The rate is derived here, never written in a choice's string form.
+
 A depthwise map (``max``, M2O, O2O) has the channels of the feature the IndexNet reads, so it may
 only meet features with that many channels: the pooled features and the up's decoder feature.
 Holistic maps (``holistic``, ``hmi``, ``avg``) broadcast over any width. With
@@ -26,10 +30,13 @@ from torch import nn
 
 from indexnas.errors import UserError
 from indexnas.names import did_you_mean
-from indexnas.spec import KEEP, IndexSpec, all_choices
-from indexnas.surgery.pairs import Down, Pair, PairReport, Transition
+from indexnas.spec import KEEP, IndexSpec, all_choices, summarise_choices
+from indexnas.surgery.pairs import Down, Pair, PairReport, Transition, Up
 
 MODES: tuple[str, ...] = ("pool", "stride", "decoder")
+# Rates surgery offers: a rate-k map has k*k positions per region, so an M2O stage holds k**4 C^2 weights
+# (k = 4: 256 C^2); rate 16 (a ViT patchify) would hold 65,536 C^2 and is reported, not offered.
+RATES: tuple[int, ...] = (2, 4)
 CHANNEL_FITS: tuple[str, ...] = ("strict", "group")
 POOL_KINDS = ("maxpool", "avgpool")
 IU_KINDS = ("unpool", "interpolate", "upsample")  # replaced by IU
@@ -46,7 +53,8 @@ class Site:
     reason: str  # why the mode cannot rewrite it; "" when it can
     index_channels: int = 0  # channels of the feature the IndexNet reads
     pooled_channels: tuple[int, ...] = ()  # channels each down's IP pools (pool/stride modes)
-    rounding: tuple[str, str] = (FLOOR, FLOOR)  # how the replaced downs round odd sizes, per axis
+    rounding: tuple[str, str] = (FLOOR, FLOOR)  # how the replaced downs round sizes that are not multiples of the rate
+    rate: int = 2  # the transition's measured factor: the IndexNet's k x k regions
 
     @property
     def supported(self) -> bool:
@@ -111,14 +119,15 @@ def _window_out(size: int, kernel: int, stride: int, padding: int, dilation: int
     return out
 
 
-def _axis_rounding(kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool, extra: int) -> str | None:
-    """FLOOR or CEIL when the window (after ``extra`` padding) halves every size that way; None otherwise."""
-    if stride != 2:
+def _axis_rounding(kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool, extra: int,
+                   rate: int) -> str | None:
+    """FLOOR or CEIL when the window (after ``extra`` padding) divides every size by ``rate`` that way; None otherwise."""
+    if stride != rate:
         return None
-    outs = [(n, _window_out(n, kernel, stride, padding, dilation, ceil_mode, extra)) for n in range(8, 40)]
-    if all(out == n // 2 for n, out in outs):
+    outs = [(n, _window_out(n, kernel, stride, padding, dilation, ceil_mode, extra)) for n in range(4 * rate, 20 * rate)]
+    if all(out == n // rate for n, out in outs):
         return FLOOR
-    if all(out == -(-n // 2) for n, out in outs):
+    if all(out == -(-n // rate) for n, out in outs):
         return CEIL
     return None
 
@@ -152,7 +161,7 @@ def _window(gm: torch.fx.GraphModule, node: torch.fx.Node, down: Down) -> tuple 
     return f"a functional {down.kind} call: this mode rewrites nn.Conv2d modules and max/avg pools"
 
 
-def _rounding(gm: torch.fx.GraphModule, node: torch.fx.Node, down: Down) -> tuple[str, str] | str:
+def _rounding(gm: torch.fx.GraphModule, node: torch.fx.Node, down: Down, rate: int) -> tuple[str, str] | str:
     window = _window(gm, node, down)
     if window == "same":
         return (CEIL, CEIL)
@@ -163,11 +172,12 @@ def _rounding(gm: torch.fx.GraphModule, node: torch.fx.Node, down: Down) -> tupl
         return "its padding is not a pair of ints"
     if down.padding is None:
         return "the padding before it is computed at run time"
-    axes = tuple(_axis_rounding(k, s, p, d, ceil_mode, e)
+    axes = tuple(_axis_rounding(k, s, p, d, ceil_mode, e, rate)
                  for k, s, p, d, e in zip(kernel, stride, padding, dilation, down.padding))
     if None in axes:
         before = f", padded by {down.padding} before it" if any(down.padding) else ""
-        return f"it does not halve the resolution (kernel {kernel}, stride {stride}, padding {padding}{before})"
+        return (f"it does not divide the resolution by {rate} (kernel {kernel}, stride {stride}, "
+                f"padding {padding}{before})")
     return axes  # type: ignore[return-value]
 
 
@@ -176,13 +186,11 @@ def site(gm: torch.fx.GraphModule, transition: Transition, mode: str) -> Site:
     check_mode(mode)
     nodes = nodes_by_name(gm)
     main = transition.downs[0]
-    halves = all(
-        o in (i // 2, -(-i // 2)) for o, i in zip(transition.out_size, transition.in_size)
-    ) and min(transition.in_size) >= 2
-    if not halves:
-        return Site(transition, mode, f"a x{transition.factor} transition: IndexNet works at rate 2 (one x2 step)")
+    rate = transition_rate(transition)
+    if isinstance(rate, str):
+        return Site(transition, mode, rate)
     if mode == "decoder":
-        return Site(transition, mode, "", index_channels=main.in_channels)
+        return Site(transition, mode, "", index_channels=main.in_channels, rate=rate)
     allowed_kinds = POOL_KINDS if mode == "pool" else (*POOL_KINDS, "conv")
     roundings: list[tuple[str, str]] = []
     for down in transition.downs:
@@ -192,18 +200,46 @@ def site(gm: torch.fx.GraphModule, transition: Transition, mode: str) -> Site:
         node = nodes[down.node]
         if down.kind == "conv" and node.op == "call_module" and _calls_of(gm, node.target) > 1:
             return Site(transition, mode, f"{down.target} is called at several places: making it stride 1 would change all")
-        found = _rounding(gm, node, down)
+        found = _rounding(gm, node, down, rate)
         if isinstance(found, str):
             return Site(transition, mode, f"{down.target}: {found}")
         roundings.append(found)
     if len(set(roundings)) > 1:
         return Site(transition, mode, "its parallel downs round odd sizes differently: they cannot share one map")
     pooled = tuple(d.out_channels if d.kind == "conv" else d.in_channels for d in transition.downs)
-    return Site(transition, mode, "", index_channels=pooled[0], pooled_channels=pooled, rounding=roundings[0])
+    return Site(transition, mode, "", index_channels=pooled[0], pooled_channels=pooled, rounding=roundings[0], rate=rate)
+
+
+def transition_rate(transition: Transition) -> int | str:
+    """The rate k of a transition, measured before any folded padding (out = in / k, floored or ceiled, the
+    same k on both axes, k in ``RATES``), or why it has none: the reason states the measured sizes."""
+    (height, width), (out_h, out_w) = transition.in_size, transition.out_size
+    sizes = f"{height}x{width} -> {out_h}x{out_w}"
+    rates = {_axis_rate(n, out) for n, out in ((height, out_h), (width, out_w))}
+    if None in rates or len(rates) != 1:
+        return f"it maps {sizes}: not one whole factor k on both axes (out = in / k), so no k x k regions fit it"
+    (rate,) = rates
+    if rate not in RATES:
+        offered = " and ".join(map(str, RATES))
+        return (f"a x{rate} transition ({sizes}): IndexNet is offered at rates {offered}, not at rate {rate} "
+                f"({rate}x{rate} regions, {rate * rate} positions per map channel); one strided op cannot be split "
+                "into smaller steps")
+    return rate  # type: ignore[return-value]
+
+
+def _axis_rate(size: int, out: int) -> int | None:
+    """k when ``out`` is ``size / k`` floored or ceiled for a whole k >= 2 (at least one region), else None."""
+    rate = round(size / max(out, 1))
+    return rate if rate >= 2 and size >= rate and out in (size // rate, -(-size // rate)) else None
 
 
 def _calls_of(gm: torch.fx.GraphModule, target: object) -> int:
     return sum(1 for n in gm.graph.nodes if n.op == "call_module" and n.target == target)
+
+
+def up_factor(up: Up) -> int:
+    """An up's measured factor (output over input height, rounded)."""
+    return round(up.out_size[0] / max(up.in_size[0], 1))
 
 
 def widths_fit(map_channels: int, feature_channels: int, channel_fit: str) -> bool:
@@ -238,9 +274,14 @@ def _options(pair: Pair, pair_sites: tuple[Site, ...], channel_fit: str) -> Pair
         for what, c in ((f"the up {up.target}", up.out_channels), *(("a pooled feature", p) for p in s.pooled_channels))
         if not widths_fit(s.index_channels, c, channel_fit)
     ]
-    allowed = tuple(spec for spec in all_choices() if spec.keep or spec.holistic or not mismatch)
-    why = "depthwise maps ruled out: " + "; ".join(mismatch) if mismatch else ""
-    return PairOptions(pair, pair_sites, allowed, why)
+    other_rates = sorted({s.rate for s in pair_sites if s.rate != 2})
+    allowed = tuple(spec for spec in all_choices()
+                    if spec.keep or ((spec.holistic or not mismatch) and not (spec.modelwise and other_rates)))
+    why = ["depthwise maps ruled out: " + "; ".join(mismatch)] if mismatch else []
+    if other_rates and not mismatch:  # one modelwise module serves every stage: its region size is fixed, rate 2
+        why.append(f"o2o-modelwise ruled out: the pair's transition works at rate {other_rates[0]}, and the one "
+                   "modelwise IndexNet the model shares works at rate 2")
+    return PairOptions(pair, pair_sites, allowed, "; ".join(why))
 
 
 def _ruled_out(pair: Pair, pair_sites: tuple[Site, ...]) -> str:
@@ -249,8 +290,13 @@ def _ruled_out(pair: Pair, pair_sites: tuple[Site, ...]) -> str:
     up = pair.up
     if not reason and up.kind not in (*IU_KINDS, *MODULATED_KINDS):
         reason = f"{up.target} is a {up.kind} up: no IU replacement is defined for it"
+    if not reason and pair.part is not None:
+        rate, (coarsening, factor) = pair_sites[0].rate, pair.part
+        if rate % (coarsening * factor):
+            reason = (f"the x{factor} up {up.target} lands at 1/{coarsening} of the x{rate} transition "
+                      f"{pair_sites[0].transition.name}'s input: its regions do not split the rate-{rate} ones")
     if not reason and pair.compound and up.kind in MODULATED_KINDS:
-        reason = f"{up.target} is a compound x{2 ** len(pair.transitions)} {up.kind}: only IU ups chain maps"
+        reason = f"{up.target} is a compound x{up_factor(up)} {up.kind}: only IU ups chain maps"
     return reason
 
 
@@ -322,20 +368,63 @@ def transition_choices(options: dict[str, PairOptions], chosen: dict[str, IndexS
     return result
 
 
+def remedies(gm: torch.fx.GraphModule, report: PairReport, mode: str, channel_fit: str,
+             options: dict[str, PairOptions]) -> dict[str, str]:
+    """What would make each limited pair take more choices: another mode, another channel fit, both; or, where
+    none does, why (a rate not offered names the rate). Pairs that allow every choice get ""."""
+    others = {(m, f): pair_options(gm, report, m, f) for m in MODES for f in CHANNEL_FITS if (m, f) != (mode, channel_fit)}
+    result = {}
+    for name, opts in options.items():
+        if not opts.reason:
+            result[name] = ""
+            continue
+        have = {str(a) for a in opts.allowed}
+        better = [(m, f, alt[name]) for (m, f), alt in others.items() if {str(a) for a in alt[name].allowed} > have]
+        better.sort(key=lambda b: ((b[0] != mode) + (b[1] != channel_fit), -len(b[2].allowed), MODES.index(b[0])))
+        if better:
+            fewest = (better[0][0] != mode) + (better[0][1] != channel_fit)
+            fixes = [f"{_flags(m, f, mode, channel_fit)} allows {summarise_choices(list(alt.allowed))}"
+                     for m, f, alt in better if (m != mode) + (f != channel_fit) == fewest]
+            result[name] = "; or ".join(fixes[:2])
+            continue
+        rateless = [t for t in opts.pair.transitions if isinstance(transition_rate(t), str)]
+        result[name] = "no --mode or --channel-fit allows more" + (f"; {_rate_needed(rateless[0])}" if rateless else "")
+    return result
+
+
+def _rate_needed(transition: Transition) -> str:
+    """What rate a transition without an offered one would need: its factor, or one factor on both axes."""
+    rates = {_axis_rate(n, out) for n, out in zip(transition.in_size, transition.out_size)}
+    if None in rates or len(rates) != 1:
+        return f"{transition.name} would need one whole factor on both axes"
+    (rate,) = rates
+    return f"{transition.name} would need rate {rate}, not offered (rates {', '.join(map(str, RATES))})"
+
+
+def _flags(mode: str, fit: str, current_mode: str, current_fit: str) -> str:
+    """The command-line flags that switch to ``mode`` and ``fit``."""
+    flags = ([f"--mode {mode}"] if mode != current_mode else []) + ([f"--channel-fit {fit}"] if fit != current_fit else [])
+    return " ".join(flags)
+
+
 def allowed_table(model: nn.Module, example_input: object, mode: str, channel_fit: str = "strict"):
-    """A DataFrame of every pair with the choices ``mode`` allows there and the reason for any limit."""
+    """A DataFrame of every pair with the choices ``mode`` allows there, the reason for any limit, and what
+    would lift it (``remedies``)."""
     import pandas as pd
 
     from indexnas.surgery.analysis import analyze
 
     gm, report = analyze(model, example_input)  # type: ignore[arg-type]
+    options = pair_options(gm, report, mode, channel_fit)
+    fixes = remedies(gm, report, mode, channel_fit, options)
     rows = [
         {
             "pair": name,
             "up": opts.pair.up.target,
             "allowed": " ".join(str(s) for s in opts.allowed),
             "reason": opts.reason,
+            "fix": fixes[name],
         }
-        for name, opts in pair_options(gm, report, mode, channel_fit).items()
+        for name, opts in options.items()
     ]
-    return pd.DataFrame(rows, columns=["pair", "up", "allowed", "reason"])
+    return pd.DataFrame(rows, columns=["pair", "up", "allowed", "reason", "fix"])

@@ -464,28 +464,68 @@ def _level(shapes: Shapes, node: fx.Node, source: fx.Node, verdict: registry.Res
 
 
 def _unpadded(node: fx.Node, shapes: Shapes, modules: dict[str, nn.Module]) -> fx.Node:
-    """Walk back from a down's input through the padding that feeds it ("same" padding)."""
-    while registry.is_pad(node, modules.get(node.target) if node.op == "call_module" else None):
-        previous = data_input(node, shapes, first=True)
+    """Walk back from a down's input through the padding that feeds it ("same" padding): the input of the
+    earliest pad reached directly or through pointwise ops (``registry.POINTWISE``: a pad, then a 1x1
+    expansion conv, BN and ReLU6, then the strided conv, as the IndexNet authors' MobileNetV2 writes it).
+    Without a pad, the down's own input. A pad reached through pointwise ops folds only when its amounts
+    are constants (the IndexNet then reads the down's input cropped by them)."""
+    current, found, crossed = node, node, False
+    while True:
+        module = modules.get(current.target) if current.op == "call_module" else None
+        pad = registry.is_pad(current, module)
+        if not pad and not (registry.is_pointwise(current, module) and _one_image_input(current, shapes)):
+            return found
+        if pad and crossed and _pad_amounts(current, module) is None:
+            return found
+        previous = data_input(current, shapes, first=True)
         if previous is None:
-            break
-        node = previous
-    return node
+            return found
+        crossed = crossed or not pad
+        current = previous
+        if pad:
+            found = current
 
 
-def _padding(padded: fx.Node, unpadded: fx.Node, modules: dict[str, nn.Module]) -> tuple[int, int] | None:
-    """The padding added between ``unpadded`` and ``padded``, total per axis (H, W); None if not constant."""
-    height = width = 0
+def _one_image_input(node: fx.Node, shapes: Shapes) -> bool:
+    """Whether a call reads one image (a pointwise op on one feature, not a residual sum), of its own size."""
+    images = [a for a in node.all_input_nodes if shapes.size(a) is not None]
+    return len(images) == 1 and shapes.size(images[0]) == shapes.size(node)
+
+
+def _pad_amounts(node: fx.Node, module: nn.Module | None) -> tuple[int, int, int, int] | None:
+    """(left, right, top, bottom) a pad adds, or None when they are not constants."""
+    amounts = module.padding if module is not None else node.kwargs.get("pad", node.args[1] if len(node.args) > 1 else None)
+    if not isinstance(amounts, (tuple, list)) or len(amounts) != 4 or not all(isinstance(a, int) for a in amounts):
+        return None
+    return tuple(amounts)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Folded:
+    """The padding folded into a down: totals per axis, and where pointwise ops lie between the pad and the
+    down, the leading (top, left) amounts the IndexNet's input is cropped by."""
+
+    totals: tuple[int, int] | None  # None when computed at run time
+    crop: tuple[int, int] | None = None
+
+
+def _folded(padded: fx.Node, unpadded: fx.Node, shapes: Shapes, modules: dict[str, nn.Module]) -> Folded:
+    """The padding added between ``unpadded`` and ``padded`` (the down's input), through pads and pointwise ops."""
+    height = width = top = left = 0
+    crossed = False
     node = padded
     while node is not unpadded:
         module = modules.get(node.target) if node.op == "call_module" else None
-        amounts = module.padding if module is not None else node.kwargs.get("pad", node.args[1] if len(node.args) > 1 else None)
-        if not isinstance(amounts, (tuple, list)) or len(amounts) != 4 or not all(isinstance(a, int) for a in amounts):
-            return None
-        left, right, top, bottom = amounts
-        height, width = height + top + bottom, width + left + right
-        node = node.args[0]
-    return (height, width)
+        if registry.is_pad(node, module):
+            amounts = _pad_amounts(node, module)
+            if amounts is None:
+                return Folded(None)
+            pad_left, pad_right, pad_top, pad_bottom = amounts
+            height, width, top, left = height + pad_top + pad_bottom, width + pad_left + pad_right, top + pad_top, left + pad_left
+        else:
+            crossed = True  # a pointwise op (``_unpadded`` walked through it)
+        node = data_input(node, shapes, first=True)  # type: ignore[assignment]
+    return Folded((height, width), (top, left) if crossed else None)
 
 
 def _op_label(node: fx.Node, call: registry.OpCall) -> str:
@@ -506,8 +546,9 @@ def _record(found: Detection, node: fx.Node, source: fx.Node, call: registry.OpC
     assert call.out_size is not None
     if verdict.direction == "down":
         unpadded = _unpadded(source, shapes, modules)  # "same"/fixed padding is part of the down
+        folded = _folded(source, unpadded, shapes, modules)
         down = Down(node.name, name, verdict.kind, shapes.spatial_size(unpadded) or call.in_size, call.out_size,
-                    shapes.channels(source), shapes.channels(node), unpadded.name, _padding(source, unpadded, modules))
+                    shapes.channels(source), shapes.channels(node), unpadded.name, folded.totals, folded.crop)
         found.downs.append((node, down))
     elif verdict.direction == "up":
         up = Up(node.name, name, verdict.kind, call.in_size, call.out_size,

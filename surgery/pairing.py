@@ -5,7 +5,8 @@ odd sizes and "same" padding (15 -> 30 padded to 31) still match. For an up from
 level b the partner is searched only inside its *bracket*: the ancestors of the up's input
 reached through tensors below resolution b. Downs entering the bracket from resolution b are
 the candidates (this drops squeeze-and-excitation pools and earlier hourglasses); a x4 up is
-followed down a chain of transitions (compound pair). Parallel downs between the same two
+followed down a chain of transitions (compound pair); ups that each undo part of one larger
+transition (two x2 ups after a x4 stem) pair with it one by one (see ``_pair_one``). Parallel downs between the same two
 levels whose outputs merge (main path and shortcut) form one transition. Ties are broken by
 the skip connection (unpool indices, ``size=skip.shape``, the tensor the up is concatenated
 with); what stays ambiguous or has no partner is reported with the reason.
@@ -246,7 +247,7 @@ def pair_ups(gm: fx.GraphModule, found: Detection) -> PairReport:
     for node, transition in of.items():
         nodes_of.setdefault(transition, []).append(node)
     report = PairReport(transitions=transitions, ignored=list(found.ignored), warnings=list(found.warnings))
-    matched: list[tuple[Up, tuple[Transition, ...]]] = []
+    matched: list[tuple[Up, Matched]] = []
     for up_node, up in graph.ups.items():
         outcome = _pair_one(graph, up_node, up, of, nodes_of)
         if isinstance(outcome, Unpaired):
@@ -257,8 +258,21 @@ def pair_ups(gm: fx.GraphModule, found: Detection) -> PairReport:
     return report
 
 
+Matched = tuple[tuple[Transition, ...], tuple[int, int] | None]  # the transitions, and the part of one (Pair.part)
+
+
 def _pair_one(graph: _Graph, up_node: fx.Node, up: Up, of: dict[fx.Node, Transition],
-              nodes_of: dict[Transition, list[fx.Node]]) -> tuple[Transition, ...] | Unpaired:
+              nodes_of: dict[Transition, list[fx.Node]]) -> Matched | Unpaired:
+    """The transitions an up inverts: a chain of whole ones, or part of one.
+
+    A x4 down undone by two x2 ups (with convolutions between them) is *split*: each x2 up is its own pair
+    with the one x4 transition and takes the part of its rate-4 decoder map at its own resolution (the
+    upper up the map itself, the lower one the map coarsened; `ops.coarsen_map`). Split, not one compound
+    up, because the two ups are separate ops with layers between them: no single IU can replace both, each
+    keeps its place in the decoder, and the encoder side stays one rate-4 IndexNet (the down is one op),
+    shared by the two pairs as by any ups that invert the same down. An up that undoes part of one
+    transition and more (part of a x4 stem plus a further x2 down) is reported ``partial``.
+    """
     low = graph.level(graph.source[up_node])
     high = graph.level(up_node)
     assert low is not None and high is not None
@@ -274,9 +288,7 @@ def _pair_one(graph: _Graph, up_node: fx.Node, up: Up, of: dict[fx.Node, Transit
         candidates = list(dict.fromkeys(of[d] for d in entries))
         aligned = [t for t in candidates if graph.level(graph.source[nodes_of[t][0]]) == bound]
         if not aligned:
-            names = tuple(t.name for t in candidates)
-            return Unpaired(up, f"the x{_factor(up)} up undoes only part of the larger down {names[0]}: an IndexNet "
-                                "pair needs whole transitions", names, code=PARTIAL)
+            return _lower_part(graph, up, candidates, nodes_of, chain, low, high)
         chosen = _choose(graph, up_node, aligned, bound, of, nodes_of)
         if chosen is None:
             names = tuple(t.name for t in aligned)
@@ -285,11 +297,36 @@ def _pair_one(graph: _Graph, up_node: fx.Node, up: Up, of: dict[fx.Node, Transit
         chain.append(chosen)
         reached = graph.level(nodes_of[chosen][0])
         if reached == low:
-            return tuple(chain)
+            return tuple(chain), None
         if not _below(low, reached):  # the transition overshoots the up's input resolution
-            return Unpaired(up, f"the x{_factor(up)} up undoes only part of the down {chosen.name}: an IndexNet "
-                                "pair needs whole transitions", tuple(t.name for t in chain), code=PARTIAL)
+            if len(chain) == 1 and _square(high, low):  # the up undoes its upper part: the map as it is
+                return (chosen,), (1, _factor(up))
+            return Unpaired(up, f"the x{_factor(up)} up undoes part of the down {chosen.name} after whole ones: an "
+                                "IndexNet pair needs whole transitions or part of one", tuple(t.name for t in chain),
+                            code=PARTIAL)
         bound = reached
+
+
+def _square(upper: Level, lower: Level) -> bool:
+    """Whether the steps from one level to the other are the same on both axes (square regions)."""
+    return lower[0] - upper[0] == lower[1] - upper[1]
+
+
+def _lower_part(graph: _Graph, up: Up, candidates: list[Transition], nodes_of: dict[Transition, list[fx.Node]],
+                chain: list[Transition], low: Level, high: Level) -> Matched | Unpaired:
+    """An up inside one larger transition, below its input resolution (the first of two x2 ups after a x4
+    stem): part of it, with the map coarsened to the up's output resolution; else why not."""
+    names = tuple(t.name for t in candidates)
+    covering = [t for t in candidates if not chain and not _below(low, graph.level(nodes_of[t][0]))]
+    if len(covering) == 1:
+        start = graph.level(graph.source[nodes_of[covering[0]][0]])
+        if start is not None and _square(start, high) and _square(high, low):
+            return (covering[0],), (2 ** (high[0] - start[0]), _factor(up))
+    if len(covering) > 1:
+        return Unpaired(up, f"the x{_factor(up)} up lies inside {len(covering)} larger transitions and the skip "
+                            "connection does not single one out", tuple(t.name for t in covering), code=AMBIGUOUS)
+    return Unpaired(up, f"the x{_factor(up)} up undoes part of the larger down {names[0]} and more: an IndexNet pair "
+                        "needs whole transitions or part of one", names, code=PARTIAL)
 
 
 def _no_partner(graph: _Graph, up_node: fx.Node, up: Up, chain: list[Transition]) -> Unpaired:
@@ -329,11 +366,11 @@ def _factor(up: Up) -> int:
     return round(up.out_size[0] / max(up.in_size[0], 1))
 
 
-def _named(matched: list[tuple[Up, tuple[Transition, ...]]]) -> list[Pair]:
+def _named(matched: list[tuple[Up, Matched]]) -> list[Pair]:
     """Name each pair after its transitions, adding the up's name where several ups share them."""
-    keys = ["+".join(t.name for t in chain) for _, chain in matched]
+    keys = ["+".join(t.name for t in chain) for _, (chain, _) in matched]
     shared = Counter(keys)
     return [
-        Pair(key if shared[key] == 1 else f"{key}@{up.target}", up, chain)
-        for key, (up, chain) in zip(keys, matched)
+        Pair(key if shared[key] == 1 else f"{key}@{up.target}", up, chain, part)
+        for key, (up, (chain, part)) in zip(keys, matched)
     ]

@@ -3,7 +3,8 @@
 A *transition* is one downsampling step between two resolutions (parallel downs between the
 same two resolutions, e.g. a residual block's main path and shortcut, form one transition).
 An *up* is one upsampling. A *pair* ties an up to the transitions it inverts: one for an exact
-inverse, several for a compound factor (a x4 up undoing two x2 downs). Names are the traced
+inverse, several for a compound factor (a x4 up undoing two x2 downs), or part of one (each of two
+x2 ups undoing a x4 down). Names are the traced
 graph's qualified node names, the ones a user recognises from ``model.named_modules()``.
 """
 
@@ -27,6 +28,10 @@ class Down:
     out_channels: int
     source: str = ""  # fx node name of the high-resolution input, before any padding folded into the down
     padding: tuple[int, int] | None = (0, 0)  # that folded padding, total per axis (H, W); None if computed at run time
+    # (top, left) of that padding where pointwise ops (1x1 conv, BN, activation) lie between the pad and the down:
+    # the feature the down reads, cropped by these to ``in_size``, is the unpadded feature; None when the pad feeds
+    # the down directly (``source`` is then that feature).
+    crop: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,10 @@ class Pair:
     name: str  # stable id used in recipes and search parameters, e.g. "encoder.stage2.pool"
     up: Up
     transitions: tuple[Transition, ...]
+    # An up that undoes part of one transition (a x4 down undone by two x2 ups): (c, f), the up lands at 1/c of
+    # the transition's input resolution and enlarges f times; it takes the transition's decoder map coarsened c
+    # times. None for an up that undoes whole transitions.
+    part: tuple[int, int] | None = None
 
     @property
     def compound(self) -> bool:

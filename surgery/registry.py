@@ -6,6 +6,8 @@ Two user-extendable registries, plain dicts whose keys are classes, functions or
 - ``RESAMPLERS``: a handler per op type (module class, function, or ``"Tensor.method"``) that says
   whether one call of it lowers or raises the resolution (Torch-Pruning style). An op with no
   handler that still changes the size is reported as ``unknown`` with a warning, never dropped.
+- ``POINTWISE``: ops that keep every pixel where it is (1x1 convs, norms, activations), each with the
+  reason: a pad that reaches a strided op through them folds into that op's transition.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ LEAF_FUNCTIONS: dict[Callable[..., Any] | str, str] = {
     ops.indexed_pool: "indexnas IP operator: one readable node per IndexNet pooling",
     ops.indexed_upsample: "indexnas IU operator: its size argument is read from a tensor",
     ops.max_index_weighted: "a skip weighted by a max pool's index map: the rewrite re-weights it by I_enc",
+    ops.coarsen_map: "indexnas: the part of a rate-k decoder map an up below the transition's input takes",
     "transformers.utils.generic.torch_int": _CASTS_A_SIZE,  # HF position-embedding interpolation (DPT, ViT)
     "transformers.utils.generic.torch_float": _CASTS_A_SIZE,
 }
@@ -343,6 +346,12 @@ def _neutral(call: OpCall) -> Resampling | None:
     return None
 
 
+def _coarsened_map(call: OpCall) -> Resampling:
+    """The decoder map an up below a transition's input resolution takes (`ops.coarsen_map`): a map, not a feature."""
+    return Resampling("ignore", "index_map", why="an index map coarsened for an up that undoes part of a transition: "
+                                                 "not a transition")
+
+
 def _keeps_first_argument(call: OpCall) -> Resampling | None:
     """Casts and copies (``mask.type_as(x)``, ``.to(x)``): the output is the first argument, resized by nothing."""
     return None
@@ -356,6 +365,49 @@ def is_pad(node: Node, module: nn.Module | None) -> bool:
     if module is not None:
         return any(cls in PADS for cls in type(module).__mro__)
     return node.op == "call_function" and node.target in PADS
+
+
+# Ops that keep every pixel where it is: a pad that reaches a strided op through them is that op's padding
+# (the IndexNet authors' MobileNetV2 pads a block's input before its 1x1 expansion conv, BN and ReLU6, then
+# runs the 3x3 stride-2 depthwise conv unpadded), so the transition is measured before the pad.
+# Keys: a module class (or its dotted name), a function, or "Tensor.method"; values say why.
+_PER_PIXEL = "acts on each pixel where it is (no window): a pad before it is still the padding of the strided op it feeds"
+_PER_PIXEL_NORM = ("normalises each channel with statistics (running ones in eval mode), pixels stay where they are: "
+                   "a pad before it is still the padding of the strided op it feeds")
+POINTWISE: dict[object, str] = {
+    nn.Conv2d: "a 1x1 conv with stride 1 and no padding mixes channels only (other convs have a window: not pointwise)",
+    **dict.fromkeys((nn.BatchNorm2d, nn.SyncBatchNorm, nn.GroupNorm, nn.InstanceNorm2d), _PER_PIXEL_NORM),
+    **dict.fromkeys((nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+                     nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Identity, nn.Dropout,
+                     nn.Dropout2d), _PER_PIXEL),
+    **dict.fromkeys((F.relu, F.relu6, F.leaky_relu, F.elu, F.gelu, F.silu, F.mish, F.hardswish, F.hardsigmoid,
+                     F.hardtanh, F.batch_norm, F.group_norm, F.dropout, torch.relu, torch.sigmoid, torch.tanh),
+                    _PER_PIXEL),
+    **dict.fromkeys(("Tensor.relu", "Tensor.relu_", "Tensor.sigmoid", "Tensor.tanh", "Tensor.clamp",
+                     "Tensor.clamp_"), _PER_PIXEL),
+}
+
+
+def register_pointwise(key: object, reason: str) -> None:
+    """Say that calls of ``key`` (module class, dotted class name, function, ``"Tensor.method"``) keep every
+    pixel where it is, so a pad before them folds into the strided op they feed."""
+    POINTWISE[key] = reason
+
+
+def is_pointwise(node: Node, module: nn.Module | None) -> bool:
+    """Whether a call keeps every pixel where it is (see ``POINTWISE``; a conv only when 1x1, stride 1, unpadded)."""
+    if module is not None:
+        if not any(key in POINTWISE for cls in type(module).__mro__ for key in (cls, class_path(cls))):
+            return False
+        if isinstance(module, nn.Conv2d):
+            return (_int_pair(module.kernel_size), _int_pair(module.stride), _int_pair(module.padding)) == ((1, 1), (1, 1), (0, 0))
+        return True
+    if node.op == "call_method":
+        return f"Tensor.{node.target}" in POINTWISE
+    try:
+        return node.op == "call_function" and node.target in POINTWISE
+    except TypeError:  # an unhashable target
+        return False
 
 
 def unknown_change(call: OpCall) -> Resampling:
@@ -412,6 +464,7 @@ def _seed() -> None:
     register_resampler(ops.indexed_pool, _always("down", "indexed_pool"))
     register_resampler(ops.indexed_upsample, _always("up", "indexed_upsample"))
     register_resampler(ops.max_index_weighted, _neutral)  # the feature's own size; the indices only select
+    register_resampler(ops.coarsen_map, _coarsened_map)
     # timm: "same"-padding layers subclass nn.Conv2d / nn.MaxPool2d and are found through the MRO;
     # CondConv2d is its own class with a stride attribute.
     register_resampler("timm.layers.cond_conv2d.CondConv2d", _conv)

@@ -4,11 +4,13 @@ Per rewritten transition one index module (``indexnet.<transition>``; one shared
 ``indexnet.modelwise`` for modelwise O2O) reads the high-resolution feature X and returns the
 encoder and decoder maps. In ``pool``/``stride`` mode each down of the transition becomes IP of its
 high-resolution feature with the encoder map (a strided conv first becomes stride 1); in
-``decoder`` mode the downs stay. Each paired up becomes IU with the decoder map (a compound x4 up:
-two IUs, innermost map first). Transposed convolutions and pixel shuffles keep their learned
+``decoder`` mode the downs stay. Each transition's rate k is its measured factor (compat.Site.rate):
+its IndexNet, IP and IU work on k x k regions. Each paired up becomes IU with the decoder map (a
+compound x4 up: two IUs, innermost map first; an up that undoes part of a larger transition: IU at
+its own factor with the part of that transition's map at its resolution, ``ops.coarsen_map``). Transposed convolutions and pixel shuffles keep their learned
 weights: their output is multiplied by the decoder map instead, so a pretrained decoder keeps its
 weights and IndexNet adds only the index guidance. Rounding: a replaced down that rounds odd
-sizes up (3x3/2 convs, "same" padding) has its feature zero-padded to even first, so every tensor
+sizes up (3x3/2 convs, "same" padding) has its feature zero-padded to a multiple of the rate first, so every tensor
 keeps the size the original model gave it. Nothing reads a Python int off a tensor: the result
 runs at any input size the original accepts.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,21 +45,28 @@ SITE = "indexnas_site"  # node.meta key: the transition or pair an inserted/chan
 # --- leaf functions the rewritten graph calls (one readable node each, never traced into) ----------
 
 
-def fit_for_pool(feature: Tensor, reference: Tensor, ceil_h: bool, ceil_w: bool) -> Tensor:
-    """Zero-pad/crop ``feature`` to ``reference``'s H x W, then pad to even on axes the down rounded up."""
+def fit_for_pool(feature: Tensor, reference: Tensor, ceil_h: bool, ceil_w: bool, rate: int = 2) -> Tensor:
+    """Zero-pad/crop ``feature`` to ``reference``'s H x W, then pad to a multiple of ``rate`` on axes the down rounded up."""
     height, width = reference.shape[-2], reference.shape[-1]
-    height, width = height + (height % 2 if ceil_h else 0), width + (width % 2 if ceil_w else 0)
+    height, width = height + (-height % rate if ceil_h else 0), width + (-width % rate if ceil_w else 0)
     if feature.shape[-2] == height and feature.shape[-1] == width:
         return feature
     return F.pad(feature, (0, width - feature.shape[-1], 0, height - feature.shape[-2]))
 
 
-def fit_to_double(feature: Tensor, low: Tensor) -> Tensor:
-    """Zero-pad/crop ``feature`` to twice ``low``'s H x W (decoder mode: ``low`` is the kept down's output)."""
-    height, width = 2 * low.shape[-2], 2 * low.shape[-1]
+def fit_to_double(feature: Tensor, low: Tensor, rate: int = 2) -> Tensor:
+    """Zero-pad/crop ``feature`` to ``rate`` times ``low``'s H x W (decoder mode: ``low`` is the kept down's output;
+    twice it at the paper's rate 2)."""
+    height, width = rate * low.shape[-2], rate * low.shape[-1]
     if feature.shape[-2] == height and feature.shape[-1] == width:
         return feature
     return F.pad(feature, (0, width - feature.shape[-1], 0, height - feature.shape[-2]))
+
+
+def crop_padding(feature: Tensor, reference: Tensor, top: int, left: int) -> Tensor:
+    """``feature`` without the padding a pad added before pointwise ops: rows from ``top`` and columns from
+    ``left``, ``reference``'s H x W of them (the unpadded feature a strided conv without padding reads)."""
+    return feature[..., top : top + reference.shape[-2], left : left + reference.shape[-1]]
 
 
 def fit_channels(index_map: Tensor, channels: int) -> Tensor:
@@ -89,7 +99,7 @@ def scaled_size(x: Tensor, factor: int) -> tuple[int, int]:
     return (x.shape[-2] * factor, x.shape[-1] * factor)
 
 
-for _name in ("fit_for_pool", "fit_to_double", "fit_channels", "modulate", "fit_to_size", "scaled_size"):
+for _name in ("fit_for_pool", "fit_to_double", "crop_padding", "fit_channels", "modulate", "fit_to_size", "scaled_size"):
     torch.fx.wrap(_name)
 
 
@@ -154,6 +164,11 @@ def _safe(name: str) -> str:
     return name.replace(".", "_").replace(":", "_")
 
 
+def _rate_args(rate: int) -> tuple[int, ...]:
+    """IP/IU's rate argument: none at the default rate 2 (graphs read as before), else the rate."""
+    return () if rate == ops.RATE else (rate,)
+
+
 def _returns_indices(gm: torch.fx.GraphModule, node: torch.fx.Node) -> bool:
     """Whether a pooling node returns (values, indices)."""
     if node.op == "call_module":
@@ -183,8 +198,8 @@ class _Rewriter:
         self.current.add(node)
         return node
 
-    def _index_module(self, transition: Transition, spec: IndexSpec, channels: int) -> str:
-        if spec.modelwise:
+    def _index_module(self, transition: Transition, spec: IndexSpec, channels: int, rate: int) -> str:
+        if spec.modelwise:  # compat allows it at rate 2 only: one module serves every stage
             if self.modelwise is not None and self.modelwise != spec:
                 raise UserError(
                     f"two modelwise choices ({self.modelwise} and {spec}): modelwise O2O is one module for the model",
@@ -196,7 +211,7 @@ class _Rewriter:
             self.modelwise = spec
         else:
             target = f"{INDEX_ROOT}.{_safe(transition.name)}"
-            self.gm.add_submodule(target, build_index_module(spec, channels))
+            self.gm.add_submodule(target, build_index_module(spec, channels, rate))
         self.index_targets[transition.name] = target
         return target
 
@@ -207,13 +222,14 @@ class _Rewriter:
         main = self.nodes[transition.downs[0].node]
         if self.mode == "decoder":
             low = self._low_output(main, tag)
-            x = self._add(tag, low, "call_function", fit_to_double, (self._unpadded(transition.downs[0]), low))
-            target = self._index_module(transition, spec, site.index_channels)
+            feature = self._index_input(transition.downs[0], tag)
+            x = self._add(tag, low, "call_function", fit_to_double, (feature, low, *_rate_args(site.rate)))
+            target = self._index_module(transition, spec, site.index_channels, site.rate)
             maps = self._add(tag, x, "call_module", target, (x,))
             self.dec_maps[transition.name] = self._add(tag, maps, "call_function", operator.getitem, (maps, 1))
             return
         features = [self._high_feature(down, site, tag) for down in transition.downs]
-        target = self._index_module(transition, spec, site.index_channels)
+        target = self._index_module(transition, spec, site.index_channels, site.rate)
         maps = self._add(tag, features[0], "call_module", target, (features[0],))
         enc = self._add(tag, maps, "call_function", operator.getitem, (maps, 0))
         self.dec_maps[transition.name] = self._add(tag, enc, "call_function", operator.getitem, (maps, 1))
@@ -221,7 +237,7 @@ class _Rewriter:
             enc_map = enc
             if not spec.holistic and channels != site.index_channels:
                 enc_map = self._add(tag, enc, "call_function", fit_channels, (enc, channels))
-            pooled = self._add(tag, enc_map, "call_function", ops.indexed_pool, (feature, enc_map))
+            pooled = self._add(tag, enc_map, "call_function", ops.indexed_pool, (feature, enc_map, *_rate_args(site.rate)))
             self._reweight_skips(self.nodes[down.node], feature, enc_map, tag)
             self._replace_down(self.nodes[down.node], pooled)
 
@@ -250,17 +266,27 @@ class _Rewriter:
         node = self.nodes[down.node]
         source = self._unpadded(down)
         ceil_h, ceil_w = (r == compat.CEIL for r in site.rounding)
+        rate = _rate_args(site.rate)
         if down.kind == "conv":
             self._stride_one(str(node.target))
             node.meta[SITE] = tag
-            return self._add(tag, node, "call_function", fit_for_pool, (node, source, ceil_h, ceil_w))
+            return self._add(tag, node, "call_function", fit_for_pool, (node, source, ceil_h, ceil_w, *rate))
+        feature = self._index_input(down, tag)
         if ceil_h or ceil_w:
-            return self._add(tag, node, "call_function", fit_for_pool, (source, source, ceil_h, ceil_w))
-        return source
+            return self._add(tag, node, "call_function", fit_for_pool, (feature, feature, ceil_h, ceil_w, *rate))
+        return feature
 
     def _unpadded(self, down: Down) -> torch.fx.Node:
-        """The high-resolution input of a down, before the padding folded into it."""
+        """The high-resolution input of a down, before the padding folded into it (its size is the transition's)."""
         return self.nodes[down.source] if down.source else self.nodes[down.node].args[0]
+
+    def _index_input(self, down: Down, tag: str) -> torch.fx.Node:
+        """The unpadded feature a down reads: its padded input's source, or where pointwise ops lie between the pad
+        and the down (pad, 1x1 conv, BN, ReLU6, strided conv), the down's own input cropped to the source's size."""
+        if down.crop is None:
+            return self._unpadded(down)
+        read = self.nodes[down.node].args[0]
+        return self._add(tag, read, "call_function", crop_padding, (read, self._unpadded(down), *down.crop))
 
     def _stride_one(self, target: str) -> None:
         """Swap the conv at ``target`` for a shallow copy with stride 1 (same weights; the user's model untouched)."""
@@ -288,6 +314,11 @@ class _Rewriter:
         tag = f"pair:{pair.name}"
         up = self.nodes[pair.up.node]
         decs = [self.dec_maps[t.name] for t in pair.transitions]
+        rates = [self.sites[t.name].rate for t in pair.transitions]
+        if pair.part is not None:  # part of one transition: its map at the up's output resolution, IU at the up's factor
+            coarsening, rates = pair.part[0], [pair.part[1]]
+            if coarsening > 1:
+                decs = [self._add(tag, decs[0], "call_function", ops.coarsen_map, (decs[0], coarsening))]
         channels = pair.up.out_channels
         if not spec.holistic:
             decs = [
@@ -301,15 +332,15 @@ class _Rewriter:
             return
         y = source = up.args[0]
         inner = list(reversed(pair.transitions))
-        for level, (transition, dec) in enumerate(zip(inner, reversed(decs))):
-            y = self._add(tag, up, "call_function", ops.indexed_upsample, (y, dec))
+        for level, (transition, dec, rate) in enumerate(zip(inner, reversed(decs), reversed(rates))):
+            y = self._add(tag, up, "call_function", ops.indexed_upsample, (y, dec, *_rate_args(rate)))
             if level < len(inner) - 1:  # compound: back to this transition's own high-resolution size
                 high = self._unpadded(transition.downs[0])
                 size = self._add(tag, up, "call_function", getattr, (high, "shape"))
                 y = self._add(tag, up, "call_function", fit_to_size, (y, size))
         size = self._explicit_size(up)
         if size is None:
-            size = self._add(tag, up, "call_function", scaled_size, (source, 2 ** len(inner)))
+            size = self._add(tag, up, "call_function", scaled_size, (source, math.prod(rates)))
         y = self._add(tag, up, "call_function", fit_to_size, (y, size))
         up.replace_all_uses_with(y)
         self.graph.erase_node(up)

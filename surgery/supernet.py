@@ -62,7 +62,7 @@ class Supernet(nn.Module):
                     if spec.modelwise:
                         variants.setdefault(_key(spec), spec)
                     elif not spec.keep and _key(spec) not in per_choice:
-                        per_choice[_key(spec)] = build_index_module(spec, site.index_channels)
+                        per_choice[_key(spec)] = build_index_module(spec, site.index_channels, site.rate)
         self.modelwise = nn.ModuleDict({key: build_index_module(spec, 1) for key, spec in variants.items()})
         # Plain attributes (not submodules): built paths hold the same modules, which must count once.
         self.__dict__["_paths"] = OrderedDict()

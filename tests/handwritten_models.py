@@ -491,3 +491,58 @@ class ZeroPadShortcut(nn.Module):
         y = self.body(x) + torch.as_tensor(torch.cat([short, zeros], dim=1))
         y = F.layer_norm(y.permute(0, 2, 3, 1), [int(y.shape[1])]).permute(0, 3, 1, 2)
         return F.interpolate(self.head(y), scale_factor=2.0)
+
+
+class InvertedResidualNet(nn.Module):
+    """A MobileNetV2 encoder of two stride-2 inverted residuals and a UNet decoder. ``padded=True`` writes the
+    blocks as the IndexNet authors' released matting code does: the block pads its input before the 1x1
+    expansion conv, then BN, ReLU6 and the 3x3 stride-2 depthwise conv without padding. At initialisation (BN
+    shift 0) the two forms compute the same: the padded border stays 0 through the expansion."""
+
+    def __init__(self, padded: bool = False) -> None:
+        super().__init__()
+        self.padded = padded
+        self.stem = conv_bn_relu(3, 8)
+        self.block1, self.block2 = self._block(8, 16), self._block(16, 24)
+        self.fuse1, self.fuse0 = conv_bn_relu(24 + 16, 16), conv_bn_relu(16 + 8, 8)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def _block(self, cin: int, cout: int) -> nn.Sequential:
+        hidden = cin * 6
+        return nn.Sequential(
+            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, 2, 0 if self.padded else 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True), nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def _run(self, block: nn.Sequential, x: Tensor) -> Tensor:
+        return block(F.pad(x, (1, 1, 1, 1)) if self.padded else x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s0 = self.stem(x)
+        s1 = self._run(self.block1, s0)
+        s2 = self._run(self.block2, s1)
+        y = self.fuse1(torch.cat([F.interpolate(s2, size=s1.shape[-2:]), s1], 1))
+        return self.head(self.fuse0(torch.cat([F.interpolate(y, size=s0.shape[-2:]), s0], 1)))
+
+
+class X4Stem(nn.Module):
+    """A x4 patchify stem (ConvNeXt/PVT style) undone by one x4 up (``ups=1``), or by two x2 ups with a conv
+    between them (``ups=2``); nearest ups, so ``avg`` in decoder mode leaves the model as it is. ``patch=16``
+    makes it a ViT-style x16 patchify undone by one x16 up."""
+
+    def __init__(self, ups: int = 2, patch: int = 4) -> None:
+        super().__init__()
+        self.ups = ups
+        self.pre = conv_bn_relu(3, 8)
+        self.stem = nn.Conv2d(8, 8, patch, stride=patch)
+        self.body = conv_bn_relu(8, 8)
+        self.mid = conv_bn_relu(8, 8)
+        self.head = nn.Conv2d(8, 1, 1)
+        self.factor = patch
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.body(self.stem(self.pre(x)))
+        if self.ups == 1:
+            return self.head(F.interpolate(y, scale_factor=float(self.factor)))
+        y = self.mid(F.interpolate(y, scale_factor=2.0))
+        return self.head(F.interpolate(y, scale_factor=2.0))

@@ -1,6 +1,7 @@
 """The parameters IndexNet adds, by the formulas of docs/indexnet-spec.md: the one place the tests take them from.
 
-K = 2, or 4 with weak context (``-c``); BN counts 2 per channel (weight and bias); no convolution has a bias.
+At rate k a region has P = k*k positions; K is the first conv's kernel: k, or k + 2 * (k // 2) with weak
+context (``-c``; 4 at k = 2). BN counts 2 per channel (weight and bias); no convolution has a bias.
 """
 
 from __future__ import annotations
@@ -8,23 +9,23 @@ from __future__ import annotations
 from indexnas.spec import IndexSpec
 
 
-def stage_params(spec: IndexSpec | str, c: int) -> int:
-    """Parameters of one stage's index network at C = ``c`` channels."""
+def stage_params(spec: IndexSpec | str, c: int, rate: int = 2) -> int:
+    """Parameters of one stage's index network at C = ``c`` channels and rate ``rate``."""
     spec = IndexSpec.parse(spec)
-    k2 = spec.kernel_size**2
+    k2, p = spec.first_conv(rate)[0] ** 2, rate * rate
     linear = {
-        "holistic": 4 * k2 * c,  # Conv(C->4)
-        "m2o": 4 * k2 * c * c,  # 4 x Conv(C->C)
-        "o2o-unshared": 4 * k2 * c,  # 4 x Conv(C->C, groups=C)
-        "o2o-shared": 4 * k2,  # 4 x Conv(1->1)
-        "o2o-modelwise": 4 * k2,
+        "holistic": p * k2 * c,  # Conv(C->P)
+        "m2o": p * k2 * c * c,  # P x Conv(C->C)
+        "o2o-unshared": p * k2 * c,  # P x Conv(C->C, groups=C)
+        "o2o-shared": p * k2,  # P x Conv(1->1)
+        "o2o-modelwise": p * k2,
     }
     nonlinear = {  # first conv to twice the width, BN, ReLU6, 1x1 conv back
-        "holistic": 2 * k2 * c * c + 4 * c + 8 * c,
-        "m2o": 4 * (2 * k2 * c * c + 4 * c + 2 * c * c),
-        "o2o-unshared": 4 * (2 * k2 * c + 4 * c + 2 * c),
-        "o2o-shared": 4 * (2 * k2 + 4 + 2),
-        "o2o-modelwise": 4 * (2 * k2 + 4 + 2),
+        "holistic": 2 * k2 * c * c + 4 * c + 2 * c * p,
+        "m2o": p * (2 * k2 * c * c + 4 * c + 2 * c * c),
+        "o2o-unshared": p * (2 * k2 * c + 4 * c + 2 * c),
+        "o2o-shared": p * (2 * k2 + 4 + 2),
+        "o2o-modelwise": p * (2 * k2 + 4 + 2),
     }
     return (nonlinear if spec.nonlinear else linear)[spec.family]
 

@@ -6,6 +6,7 @@ decoder that unpools with the stored indices and concatenates encoder features.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from indexnas import ops
@@ -33,29 +34,37 @@ DECODER_KERNEL = 5
 # What each decoder stage concatenates from the encoder: the raw feature (this host's reading of B11), or the
 # feature weighted by the pool's encoder index map, I_enc * X, as the authors' released IndexNet Matting code does.
 SKIPS = ("raw", "indexed")
+# How an inverted-residual block pads its 3x3 depthwise conv: "same" (the conv pads its own input, torchvision's
+# MobileNetV2), or "padded" (the block pads its input before the 1x1 expansion conv and the depthwise conv has no
+# padding, as the authors' released IndexNet Matting code writes it). Same parameters; at initialisation (BN
+# shift 0) the same outputs, since the padded border stays 0 through the expansion conv, BN and ReLU6.
+BLOCKS = ("same", "padded")
 
 
 class InvertedResidual(nn.Module):
     """MobileNetV2 block: 1x1 expansion, 3x3 depthwise, linear 1x1 projection; identity skip
-    when the channel count is kept (every block here has stride 1)."""
+    when the channel count is kept (every block here has stride 1). ``block``: one of ``BLOCKS``."""
 
-    def __init__(self, in_channels: int, out_channels: int, expansion: int, dilation: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, expansion: int, dilation: int = 1, block: str = "same") -> None:
         super().__init__()
         hidden = in_channels * expansion
         layers = [conv_bn_act(in_channels, hidden, 1, act=nn.ReLU6)] if expansion != 1 else []
-        layers.append(conv_bn_act(hidden, hidden, 3, groups=hidden, dilation=dilation, act=nn.ReLU6))
-        layers.append(conv_bn_act(hidden, out_channels, 1, act=None))
+        depthwise = conv_bn_act(hidden, hidden, 3, groups=hidden, dilation=dilation, act=nn.ReLU6)
+        self.pad = dilation if block == "padded" else 0  # F.pad before the expansion: (k - 1) * dilation / 2 a side
+        if self.pad:
+            depthwise[0].padding = (0, 0)
+        layers += [depthwise, conv_bn_act(hidden, out_channels, 1, act=None)]
         self.conv = nn.Sequential(*layers)
         self.residual = in_channels == out_channels
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv(x) if self.residual else self.conv(x)
+        y = self.conv(F.pad(x, (self.pad,) * 4) if self.pad else x)
+        return x + y if self.residual else y
 
 
-def _group(in_channels: int, expansion: int, out_channels: int, blocks: int) -> nn.Sequential:
-    return nn.Sequential(
-        *(InvertedResidual(in_channels if i == 0 else out_channels, out_channels, expansion) for i in range(blocks))
-    )
+def _group(in_channels: int, expansion: int, out_channels: int, blocks: int, block: str) -> nn.Sequential:
+    return nn.Sequential(*(InvertedResidual(in_channels if i == 0 else out_channels, out_channels, expansion, block=block)
+                           for i in range(blocks)))
 
 
 class EncoderStage(nn.Module):
@@ -150,13 +159,18 @@ class MattingB11(nn.Module):
     host that is the feature at each region's maximum and 0 elsewhere, and once IndexNet surgery
     replaces a pool it is that IndexNet's ``I_enc * X``. Parameters and the paper's GFLOPs are the same
     either way; the full count adds the skips' elementwise products (4.374 vs 4.372 at 224x224).
+    ``block``: "same" (default) or "padded", the authors' released block layout (``BLOCKS``): each inverted
+    residual pads its input before the 1x1 expansion conv and runs the depthwise conv unpadded.
     """
 
-    def __init__(self, in_chans: int = 4, width: float = 1.0, skip: str = "raw") -> None:
+    def __init__(self, in_chans: int = 4, width: float = 1.0, skip: str = "raw", block: str = "same") -> None:
         super().__init__()
         width = check_width(width)
         if skip not in SKIPS:
             raise UserError(f"unknown matting skip {skip!r}", f"{did_you_mean(str(skip), SKIPS)}use one of: {', '.join(SKIPS)}")
+        if block not in BLOCKS:
+            raise UserError(f"unknown matting block layout {block!r}",
+                            f"{did_you_mean(str(block), BLOCKS)}use one of: {', '.join(BLOCKS)}")
         stem = scaled(32, width)
         self.encoder = nn.ModuleDict({"stage1": EncoderStage([conv_bn_act(in_chans, stem, act=nn.ReLU6)], skip)})
         skip_channels = {1: [stem]}
@@ -166,12 +180,12 @@ class MattingB11(nn.Module):
             skip_channels[k] = []
             for expansion, out_channels, blocks in groups:
                 out = scaled(out_channels, width)
-                built.append(_group(channels, expansion, out, blocks))
+                built.append(_group(channels, expansion, out, blocks, block))
                 skip_channels[k].append(out)
                 channels = out
             self.encoder[f"stage{k}"] = EncoderStage(built, skip)
         expansion, out_channels, blocks = BOTTLENECK_GROUP
-        self.bottleneck = _group(channels, expansion, scaled(out_channels, width), blocks)
+        self.bottleneck = _group(channels, expansion, scaled(out_channels, width), blocks, block)
         self.context = ASPP(scaled(out_channels, width), scaled(ASPP_CHANNELS, width), scaled(CONTEXT_CHANNELS, width))
         channels = scaled(CONTEXT_CHANNELS, width)
         self.decoder = nn.ModuleDict()

@@ -53,3 +53,33 @@ def test_torch_export_with_dynamic_height_and_width(spec):
     exported = torch.export.export(model, (small,), dynamic_shapes=({0: dynamic, 2: dynamic, 3: dynamic},))
     for x in (small, odd):
         torch.testing.assert_close(exported.module()(x), model(x))
+
+
+class TinyRate4Net(nn.Module):
+    """conv -> rate-4 IndexNet + IP -> conv -> rate-4 IU -> conv."""
+
+    def __init__(self, spec: str) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.index = build_index_module(spec, 4, rate=4)
+        self.head = nn.Conv2d(4, 2, 3, padding=1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        enc, dec = self.index(x)
+        return self.head(indexed_upsample(indexed_pool(x, enc, 4), dec, 4))
+
+
+@pytest.mark.parametrize("spec", ["holistic-nl-c", "m2o", "o2o-shared-nl", "max", "avg"])
+def test_at_rate_4_fx_shows_single_nodes_and_export_runs_at_dynamic_sizes(spec):
+    model = TinyRate4Net(spec).eval()
+    traced = torch.fx.symbolic_trace(model)
+    calls = [n for n in traced.graph.nodes if n.target in (indexed_pool, indexed_upsample)]
+    assert [n.args[-1] for n in calls] == [4, 4]
+    x, odd = torch.randn(2, 3, 16, 12), torch.randn(1, 3, 13, 18)
+    dynamic = torch.export.Dim.DYNAMIC
+    exported = torch.export.export(model, (x,), dynamic_shapes=({0: dynamic, 2: dynamic, 3: dynamic},))
+    for sample in (x, odd):
+        assert torch.equal(traced(sample), model(sample))
+        torch.testing.assert_close(exported.module()(sample), model(sample))
+        assert model(sample).shape[-2:] == sample.shape[-2:]

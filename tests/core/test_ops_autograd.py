@@ -14,7 +14,7 @@ from torch.autograd import gradcheck, gradgradcheck
 
 from indexnas import ops
 from indexnas.indexnet import IndexNet
-from indexnas.ops import index_maps, indexed_pool, indexed_upsample, normalize_regions, pad_to_odd, regions_to_map
+from indexnas.ops import index_maps, indexed_pool, indexed_upsample, normalize_regions, pad_remainder, regions_to_map
 
 SIZES = [(6, 4), (5, 7)]  # even, odd x odd
 MAP_CHANNELS = {"depthwise": 3, "holistic": 1}
@@ -25,7 +25,7 @@ def _spec_pool(x, enc):
 
 
 def _spec_upsample(d, dec):
-    return pad_to_odd(F.interpolate(d, scale_factor=2.0, mode="nearest"), dec) * dec
+    return pad_remainder(F.interpolate(d, scale_factor=2.0, mode="nearest"), dec) * dec
 
 
 def _tensors(size, map_channels, dtype=torch.float64, seed=0):
@@ -163,3 +163,50 @@ def test_index_maps_share_work_but_equal_each_normalisation_on_its_own(enc_norm,
     torch.testing.assert_close(dec, regions_to_map(normalize_regions(logits, dec_norm), like))
     torch.testing.assert_close(regions_to_map(logits, like)[..., :6, :], F.pixel_shuffle(logits, 2))
     assert (enc is dec) == (enc_norm == dec_norm)
+
+
+def _rate_tensors(size, map_channels, rate, dtype=torch.float64, seed=7):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, *size, generator=gen, dtype=dtype)
+    index_map = torch.rand(2, map_channels, *size, generator=gen, dtype=dtype)
+    d = torch.randn(2, 3, size[0] // rate, size[1] // rate, generator=gen, dtype=dtype)
+    return x.requires_grad_(), index_map.requires_grad_(), d.requires_grad_()
+
+
+@pytest.mark.parametrize("rate", [3, 4])
+@pytest.mark.parametrize("maps", MAP_CHANNELS)
+def test_at_rate_k_gradients_and_second_derivatives_match_finite_differences(rate, maps):
+    x, index_map, d = _rate_tensors((9, 8), MAP_CHANNELS[maps], rate)
+    assert gradcheck(indexed_pool, (x, index_map, rate))
+    assert gradcheck(indexed_upsample, (d, index_map, rate))
+    assert gradgradcheck(indexed_pool, (x, index_map, rate))
+    assert gradgradcheck(indexed_upsample, (d, index_map, rate))
+
+
+@pytest.mark.parametrize("block_bytes", [ops.CPU_BLOCK_BYTES, 1], ids=["one block", "a block per channel"])
+@pytest.mark.parametrize("maps", MAP_CHANNELS)
+def test_at_rate_4_values_and_gradients_equal_the_spec_formulas(maps, block_bytes, monkeypatch):
+    monkeypatch.setattr(ops, "CPU_BLOCK_BYTES", block_bytes)
+    x, index_map, d = _rate_tensors((13, 10), MAP_CHANNELS[maps], 4, dtype=torch.float32)
+
+    def spec_pool(x, enc):
+        return F.avg_pool2d(x * enc, 4) * 16
+
+    def spec_upsample(d, dec):
+        return pad_remainder(F.interpolate(d, scale_factor=4.0, mode="nearest"), dec, 4) * dec
+
+    for op, spec, args in [(indexed_pool, spec_pool, (x, index_map)), (indexed_upsample, spec_upsample, (d, index_map))]:
+        out, expected = op(*args, 4), spec(*args)
+        torch.testing.assert_close(out, expected)
+        upstream = torch.randn_like(out)
+        for got, want in zip(torch.autograd.grad(out, args, upstream), torch.autograd.grad(expected, args, upstream)):
+            torch.testing.assert_close(got, want)
+
+
+def test_at_rate_4_the_logit_layout_is_pixel_shuffle_order_and_softmax_runs_over_16_positions():
+    logits = torch.randn(2, 32, 3, 2, generator=torch.Generator().manual_seed(8))  # 2 channels x 16 positions
+    like = torch.empty(2, 2, 14, 9)  # remainders 2 and 1
+    enc, dec = index_maps(logits, "sigmoid_softmax", "sigmoid", like, rate=4)
+    torch.testing.assert_close(regions_to_map(logits, like, 4)[..., :12, :8], F.pixel_shuffle(logits, 4))
+    torch.testing.assert_close(F.avg_pool2d(enc, 4) * 16, torch.ones(2, 2, 3, 2))
+    torch.testing.assert_close(dec, regions_to_map(normalize_regions(logits, "sigmoid", 4), like, 4))

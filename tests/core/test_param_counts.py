@@ -1,5 +1,5 @@
 """Parameter counts equal the per-stage formulas of docs/indexnet-spec.md (tests/index_params.py) for any
-channel count, and their stage sums the paper's Delta column."""
+channel count and rate, and their stage sums (rate 2) the paper's Delta column."""
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +18,12 @@ LEARNED = [s for s in all_choices() if s.learned]
 @given(spec=st.sampled_from(LEARNED), channels=st.integers(min_value=1, max_value=96))
 def test_every_variant_matches_its_formula_for_random_channel_counts(spec, channels):
     assert count_parameters(build_index_module(spec, channels)) == stage_params(spec, channels)
+
+
+@settings(max_examples=25, deadline=None)
+@given(spec=st.sampled_from(LEARNED), channels=st.integers(min_value=1, max_value=24), rate=st.sampled_from([3, 4, 8]))
+def test_at_rate_k_every_variant_matches_its_formula(spec, channels, rate):
+    assert count_parameters(build_index_module(spec, channels, rate)) == stage_params(spec, channels, rate)
 
 
 @pytest.mark.parametrize(

@@ -55,4 +55,4 @@ def test_properties_tell_holistic_from_depthwise():
     assert IndexSpec.parse("holistic-nl").holistic and not IndexSpec.parse("holistic-nl").depthwise
     assert IndexSpec.parse("o2o-shared").depthwise
     assert IndexSpec.parse("o2o-modelwise").modelwise
-    assert IndexSpec.parse("m2o-c").kernel_size == 4
+    assert IndexSpec.parse("m2o-c").first_conv() == (4, 1)

@@ -259,7 +259,8 @@ def test_compound_up_chains_the_inner_map_first():
     gm, rep = insert_indexnet(model, _input(3, (32, 32)), "holistic", "stride", flops=False)
     compound = [r for r in rep.rows if r.choice == "holistic" and "down1" in r.downs and "down2" in r.downs]
     assert len(compound) == 1
-    first, second = _calls(gm, ops.indexed_upsample)
+    compound_ius = [n for n in _calls(gm, ops.indexed_upsample) if n.args[1].args[0].target != "indexnet.patchify"]
+    first, second = compound_ius  # the x4 patchify's own rate-4 IU aside
     assert first in second.args[0].all_input_nodes or second.args[0] is first  # the inner IU feeds the outer
     maps_of = {n.args[1].args[0].target for n in (first,)}, {n.args[1].args[0].target for n in (second,)}
     assert maps_of == ({"indexnet.down2_0"}, {"indexnet.down1_0"})  # low-resolution (inner) map first

@@ -52,12 +52,14 @@ def test_token_stages_downsample_and_reduction_attention_is_never_a_transition()
     assert reductions == ["stage1.attn.sr", "stage2.attn.sr"]  # stage3's sr has stride 1
 
 
-def test_space_to_depth_by_view_is_a_x4_down_that_two_x2_ups_only_partly_undo() -> None:
+def test_space_to_depth_by_view_is_a_x4_down_that_two_x2_ups_each_undo_part_of() -> None:
     gm, report = analyze(hw.SpaceToDepthStem().eval(), torch.randn(1, 3, 32, 32))
     (stem,) = [t for t in report.transitions if t.downs[0].kind == "space_to_depth"]
     assert stem.factor == 4
-    assert _pairing(report) == {"interpolate:0": ("down.0",)}
-    assert {u.up.target: u.code for u in report.unpaired} == {"interpolate:1": "partial", "interpolate:2": "partial"}
+    assert _pairing(report) == {"interpolate:0": ("down.0",), "interpolate:1": ("view:1",), "interpolate:2": ("view:1",)}
+    assert [p.part for p in report.pairs] == [None, (2, 2), (1, 2)] and not report.unpaired
+    _, rewrite = insert_indexnet(hw.SpaceToDepthStem().eval(), torch.randn(1, 3, 32, 32), "holistic", "decoder", flops=False)
+    assert [row.choice for row in rewrite.rows] == ["holistic"] * 3
 
 
 def test_a_strided_conv_on_an_explicitly_padded_input_is_one_x2_transition_every_mode_rewrites() -> None:
