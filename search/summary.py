@@ -32,17 +32,23 @@ def trial_counts(trials: list[dict[str, Any]], budget_steps: int) -> dict[str, i
     repeats = sum(DUPLICATE_OF in r for r in complete)
     pruned = [r for t, r in records if t["state"] == "PRUNED"]
     at_rung = [r for r in pruned if PRUNED_AT in r]
-    retrained = {r.get(DUPLICATE_OF, t["number"]): r[RETRAIN] for t, r in records if RETRAIN in r}
-    retrain_steps = sum(steps or 0 for record in retrained.values() for steps in record.get("train_steps", [])[1:])
+    retrained, retrainings, retrain_steps = _retraining_counts(records)
     return {
         "complete": len(complete), "trained": len(complete) - repeats, "repeats": repeats,
         "pruned_at_rung": len(at_rung),
         "steps_saved": sum(budget_steps - (r.get(TRAIN_STEPS) or 0) for r in at_rung
                            if DUPLICATE_OF not in r),  # a pruned repeat saved nothing new
         "over_budget": len(pruned) - len(at_rung), "failed": sum(t["state"] == "FAIL" for t in trials),
-        "retrained_trials": len(retrained), "retrainings": sum(len(r["seeds"]) - 1 for r in retrained.values()),
+        "retrained_trials": retrained, "retrainings": retrainings,
         "train_steps": sum(r.get(TRAIN_STEPS) or 0 for _, r in records) + retrain_steps,
     }
+
+
+def _retraining_counts(records: list[tuple[dict[str, Any], TrialRecord]]) -> tuple[int, int, int]:
+    """(front trials retrained, their extra runs, the training steps of those runs); a repeat counts as its original."""
+    retrained = {r.get(DUPLICATE_OF, t["number"]): r[RETRAIN] for t, r in records if RETRAIN in r}
+    steps = sum(s or 0 for record in retrained.values() for s in record.get("train_steps", [])[1:])
+    return len(retrained), sum(len(r["seeds"]) - 1 for r in retrained.values()), steps
 
 
 def describe_counts(counts: dict[str, int]) -> str:
