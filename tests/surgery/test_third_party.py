@@ -48,10 +48,10 @@ X4_STEM = {"tu-convnext_atto"}  # a x4 patchify stem: the last two x2 ups undo h
 def smp_expected(arch: str, encoder: str) -> tuple[int, int, dict[str, int]]:
     """(exact, compound, unpaired codes) an architecture gives over an encoder, from its design."""
     stem4 = encoder in X4_STEM
-    if arch in ("unet", "manet", "linknet"):  # one x2 up per encoder transition
-        return (3, 0, {"partial": 2}) if stem4 else (5, 0, {})
-    if arch == "unetplusplus":  # nested: 11 ups over 5 transitions (10 possible over 4 with a x4 stem)
-        return (6, 0, {"partial": 5}) if stem4 else (11, 0, {})
+    if arch in ("unet", "manet", "linknet"):  # one x2 up per transition (a x4 stem's two pair at rate 4, split)
+        return (5, 0, {})
+    if arch == "unetplusplus":  # nested: 11 ups over 5 transitions (a x4 stem's pair at rate 4, split)
+        return (11, 0, {})
     if arch == "fpn":  # 3 top-down + 6 seg-block ups, then a x4 head (one x4 transition with a x4 stem)
         return (10, 0, {}) if stem4 else (9, 1, {})
     if arch == "pspnet":  # 4 pyramid bins, then a x8 head
@@ -145,8 +145,8 @@ TIMM_SWEEP = {
         "regnety_002", "vgg11_bn", "densenet121", "mobilevit_xxs", "dla34", "ghostnet_100", "repvgg_a0",
         "rexnet_100", "mixnet_s", "fastvit_t8", "cspdarknet53", "efficientvit_b0", "nf_resnet26", "inception_v3",
         "selecsls42b", "resnest14d", "res2net50_14w_8s")},
-    "edgenext_xx_small": (3, 0, {"partial": 2}),
-    "poolformer_s12": (3, 0, {"partial": 2}),
+    "edgenext_xx_small": (5, 0, {}),  # x4 stems: their two x2 ups pair at rate 4
+    "poolformer_s12": (5, 0, {}),
     "hrnet_w18_small": (9, 2, {"ambiguous": 4}),
 }
 
