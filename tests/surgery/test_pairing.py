@@ -19,7 +19,6 @@ from indexnas.surgery.loading import load_model
 from indexnas.surgery.pairs import PairReport
 from paths import TESTS
 
-HERE = TESTS
 
 
 def report_of(model: torch.nn.Module, size: int) -> PairReport:
@@ -130,12 +129,12 @@ def test_pair_names_use_the_transition_and_the_up_when_shared() -> None:
 
 
 def test_load_model_descriptors() -> None:
-    model, example = load_model(f"{HERE / 'handwritten_models.py'}:SegNetModules", size=40)
+    model, example = load_model(f"{TESTS / 'handwritten_models.py'}:SegNetModules", size=40)
     assert type(model).__name__ == "SegNetModules" and example.shape == (1, 3, 40, 40)
     with pytest.raises(UserError, match="no such file"):
         load_model("missing/file.py:make")
     with pytest.raises(UserError, match="has no function 'nope'"):
-        load_model(f"{HERE / 'handwritten_models.py'}:nope")
+        load_model(f"{TESTS / 'handwritten_models.py'}:nope")
     with pytest.raises(UserError, match="not smp:ARCH:ENCODER"):
         load_model("smp:unet")
     with pytest.raises(UserError, match="unknown smp architecture"):
@@ -147,7 +146,7 @@ def test_load_model_descriptors() -> None:
 
 
 def test_pairs_command_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["pairs", f"{HERE / 'handwritten_models.py'}:ASPPNet", "--size", "33"]) == 0
+    assert main(["pairs", f"{TESTS / 'handwritten_models.py'}:ASPPNet", "--size", "33"]) == 0
     out = capsys.readouterr().out
     assert "Pairs (1): 1 exact, 0 compound" in out
     assert "Unpaired ups (1):" in out and "global or pyramid pool" in out
@@ -155,7 +154,7 @@ def test_pairs_command_table(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_pairs_command_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["pairs", f"{HERE / 'handwritten_models.py'}:SegNetFunctional", "--size", "37", "--json"]) == 0
+    assert main(["pairs", f"{TESTS / 'handwritten_models.py'}:SegNetFunctional", "--size", "37", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["input"] == [1, 3, 37, 37]
     assert [p["name"] for p in payload["pairs"]] == ["max_pool2d_with_indices:1", "max_pool2d_with_indices:0"]
@@ -172,5 +171,5 @@ def test_pairs_command_zoo_model(capsys: pytest.CaptureFixture[str]) -> None:
 def test_pairs_command_user_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pairs", "no_such_model"]) == 2
     assert "unknown zoo model" in capsys.readouterr().err
-    assert main(["pairs", f"{HERE / 'handwritten_models.py'}:SegNetModules", "--size", "0"]) == 2
+    assert main(["pairs", f"{TESTS / 'handwritten_models.py'}:SegNetModules", "--size", "0"]) == 2
     assert "must be positive" in capsys.readouterr().err
